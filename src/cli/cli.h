@@ -1,0 +1,13 @@
+/* cli/cli.h — the client subcommands of spec/cli.md that talk to a running
+ * server over its HTTP API (libcurl): apply, get, delete, keys. The server
+ * address comes from MCPAUTH_ADDR (default http://127.0.0.1:8080), the admin
+ * token from MCPAUTH_TOKEN or else ./var/admin.token.
+ * Exit status: 0 success, 1 refused by the server (its message printed on
+ * stderr), 2 bad usage or the server unreachable. */
+#pragma once
+
+/* argv[0] is the subcommand name ("apply", "get", ...). Returns the exit status. */
+int cli_apply(int argc, char **argv);
+int cli_get(int argc, char **argv);
+int cli_delete(int argc, char **argv);
+int cli_keys(int argc, char **argv);

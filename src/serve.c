@@ -1,0 +1,1 @@
+typedef int stub_unused_; /* placeholder, replaced by the module */
