@@ -1,1 +1,279 @@
-typedef int stub_unused_; /* placeholder, replaced by the module */
+/* serve.c — `mcpauth serve`: reads the configuration, opens the store and the
+ * KEK, builds the first policy snapshot, makes sure the signing keys the
+ * settings call for exist, applies a configured policy file, and serves HTTP
+ * until SIGINT or SIGTERM. The only place that wires the modules together. */
+#include "serve.h"
+
+#include "admin/admin.h"
+#include "config/config.h"
+#include "core/b64.h"
+#include "core/log.h"
+#include "core/uuid.h"
+#include "http/http.h"
+#include "jose/crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: mcpauth serve [--config FILE] [--dev] [--listen HOST:PORT] [--data-dir DIR]\n"
+          "\n"
+          "  --config FILE      read the server configuration (YAML or JSON)\n"
+          "  --dev              embedded development defaults: SQLite in DIR, a generated\n"
+          "                     ES256 key, an admin token in DIR/admin.token (printed)\n"
+          "  --listen HOST:PORT address to listen on (default 127.0.0.1:8080)\n"
+          "  --data-dir DIR     where the database, KEK and admin token live (default ./var)\n",
+          f);
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (strlen(path) >= sizeof(tmp))
+        return -1;
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Reads the admin token file, or creates it (mode 0600) with a new token. On return
+ * *created says which; the token is in `out`. */
+static int admin_token(const char *path, char *out, size_t n, int *created)
+{
+    *created = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+            log_warn("admin token file %s is readable by group or others; chmod 600 it", path);
+        ssize_t r = read(fd, out, n - 1);
+        close(fd);
+        if (r <= 0)
+            return -1;
+        out[r] = '\0';
+        out[strcspn(out, "\r\n \t")] = '\0';
+        return strlen(out) >= 16 ? 0 : -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    unsigned char raw[32];
+    core_random(raw, sizeof(raw));
+    char enc[64];
+    b64url_encode(raw, sizeof(raw), enc);
+    crypto_wipe(raw, sizeof(raw));
+    snprintf(out, n, "mcpa_%s", enc);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(out);
+    int ok = write(fd, out, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    *created = 1;
+    return ok ? 0 : -1;
+}
+
+static int apply_file(struct admin *a, const char *path)
+{
+    struct err_detail d = {{0}};
+    struct config_doc *doc = NULL;
+    int r = config_doc_load(path, &doc, &d);
+    if (r < 0) {
+        log_error("policy file %s: %s", path, d.msg);
+        return r;
+    }
+    char rid[UUID_STR_LEN];
+    uuid7_new(rid);
+    struct audit_origin o = {.request_id = rid, .endpoint = "config", .actor = "config"};
+    json_t *sum = NULL;
+    r = admin_apply(a, &o, doc, 0, &sum, &d);
+    config_doc_free(doc);
+    if (r < 0) {
+        log_error("policy file %s: %s", path, d.msg);
+        return r;
+    }
+    log_info("policy file %s applied: %lld created, %lld updated, %lld unchanged", path,
+             json_integer_value(json_object_get(sum, "created")),
+             json_integer_value(json_object_get(sum, "updated")),
+             json_integer_value(json_object_get(sum, "unchanged")));
+    json_decref(sum);
+    return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"dev", no_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"data-dir", required_argument, NULL, 'D'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config_file = NULL, *listen = NULL, *data_dir = NULL;
+    int dev = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:dl:D:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 'd':
+            dev = 1;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'D':
+            data_dir = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct serve_config cfg;
+    struct err_detail d = {{0}};
+    config_serve_defaults(&cfg);
+    int rc = 1;
+    struct store *store = NULL;
+    struct kek *kek = NULL;
+    struct policy_holder *holder = NULL;
+    struct admin *admin = NULL;
+    struct http_server *srv = NULL;
+    char token[256] = {0};
+
+    if (config_file && config_serve_load(config_file, &cfg, &d) < 0) {
+        fprintf(stderr, "mcpauth: %s\n", d.msg);
+        rc = 2;
+        goto out;
+    }
+    if (dev)
+        cfg.dev = 1;
+    if (listen && config_serve_set_listen(&cfg, listen, &d) < 0) {
+        fprintf(stderr, "mcpauth: --listen: %s\n", d.msg);
+        rc = 2;
+        goto out;
+    }
+    if (data_dir && config_set_str(&cfg.data_dir, data_dir) < 0)
+        goto out;
+    if (config_serve_finish(&cfg) < 0)
+        goto out;
+    log_set_level(cfg.log_level);
+
+    if (mkdir_p(cfg.data_dir) < 0) {
+        log_error("cannot create data dir %s: %s", cfg.data_dir, strerror(errno));
+        goto out;
+    }
+    if (store_open(cfg.database, &store, &d) < 0) {
+        log_error("store %s: %s", cfg.database, d.msg);
+        goto out;
+    }
+    if (kek_load(cfg.kek_file, 1, &kek, &d) < 0) {
+        log_error("key-encryption key: %s", d.msg);
+        goto out;
+    }
+    holder = policy_holder_new(NULL);
+    struct admin_config acfg = {store, kek, holder, cfg.node};
+    if (!holder || admin_new(&acfg, &admin) < 0)
+        goto out;
+    if (admin_reload(admin, &d) < 0) {
+        log_error("%s (is %s the KEK these keys were sealed with?)", d.msg, cfg.kek_file);
+        goto out;
+    }
+    char rid[UUID_STR_LEN];
+    uuid7_new(rid);
+    struct audit_origin sys = {.request_id = rid, .endpoint = "config", .actor = "system"};
+    int made = admin_keys_ensure(admin, &sys, &d);
+    if (made < 0) {
+        log_error("signing keys: %s", d.msg);
+        goto out;
+    }
+    if (made)
+        log_info("created %d signing key(s) for the default and maintained algorithms", made);
+    if (cfg.policy_file && apply_file(admin, cfg.policy_file) < 0)
+        goto out;
+
+    int created = 0;
+    if (admin_token(cfg.admin_token_file, token, sizeof(token), &created) < 0) {
+        log_error("admin token file %s: cannot read or create it", cfg.admin_token_file);
+        goto out;
+    }
+    struct http_server_config hcfg = {
+        .host = cfg.listen_host,
+        .port = cfg.listen_port,
+        .threads = cfg.threads,
+        .oauth_body_max = cfg.oauth_body_max,
+        .admin_body_max = cfg.admin_body_max,
+        .issuer = cfg.issuer,
+        .admin = admin,
+        .policy = holder,
+        .store = store,
+    };
+    crypto_sha256(token, strlen(token), hcfg.admin_token_sha256);
+
+    /* Block the stop signals before any thread exists so every thread inherits the
+     * mask and only sigwait below receives them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (http_server_start(&hcfg, &srv, &d) < 0) {
+        log_error("%s", d.msg);
+        goto out;
+    }
+    const char *br = strchr(cfg.listen_host, ':') ? "[" : "";
+    const char *bl = *br ? "]" : "";
+    printf("mcpauth %s%s listening on http://%s%s%s:%d\n", MCPAUTH_VERSION,
+           cfg.dev ? " (development mode)" : "", br, cfg.listen_host, bl, cfg.listen_port);
+    printf("  issuer:      %s\n  data dir:    %s\n", cfg.issuer, cfg.data_dir);
+    if (cfg.dev || created)
+        printf("  admin token: %s\n               (kept in %s, mode 0600)\n", token,
+               cfg.admin_token_file);
+    else
+        printf("  admin token: in %s\n", cfg.admin_token_file);
+    if (cfg.dev)
+        printf("  try:         build/mcpauth get systems\n");
+    fflush(stdout);
+    crypto_wipe(token, sizeof(token));
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv = http_server_stop(srv);
+    rc = 0;
+out:
+    crypto_wipe(token, sizeof(token));
+    http_server_stop(srv);
+    admin_free(admin);
+    policy_holder_free(holder);
+    kek_free(kek);
+    store_close(store);
+    config_serve_done(&cfg);
+    return rc;
+}

@@ -1,1 +1,331 @@
-typedef int stub_unused_; /* placeholder, replaced by the module */
+/* http/routes.c — the router: paths of spec/http-api.md to handlers.
+ * Everything under /api/v1/ is closed without the admin bearer token (401 and
+ * nothing else, even for paths that do not exist, so the API's shape is not
+ * disclosed). The token is compared as SHA-256 digests in constant time. */
+#include "http/http_priv.h"
+#include "jose/crypto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+size_t routes_body_max(const struct http_server *srv, const char *url)
+{
+    return strncmp(url, "/oauth/", 7) == 0 ? srv->cfg.oauth_body_max : srv->cfg.admin_body_max;
+}
+
+static int is(const struct http_request *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+static int method_not_allowed(struct http_response *res, const char *allow)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "Method not allowed (allowed: %s)", allow);
+    res_error(res, ERR_METHOD, msg);
+    res_header(res, "Allow", allow);
+    return 0;
+}
+
+static int admin_authorized(const struct http_request *req)
+{
+    const char *h = req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    unsigned char digest[SHA256_LEN];
+    crypto_sha256(tok, strlen(tok), digest);
+    return crypto_memeq(digest, req->srv->cfg.admin_token_sha256, SHA256_LEN);
+}
+
+static int media_is(const char *ct, const char *const *allowed)
+{
+    if (!ct)
+        return 1; /* a body without Content-Type is taken at its word */
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    for (; *allowed; allowed++)
+        if (strlen(*allowed) == n && strncasecmp(ct, *allowed, n) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *const json_types[] = {"application/json", "application/merge-patch+json",
+                                         NULL};
+
+/* Parses the body as one JSON value; on failure answers and returns NULL. */
+static json_t *json_body(struct http_request *req, struct http_response *res)
+{
+    if (!media_is(req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), json_types)) {
+        res_error(res, ERR_MEDIA, "Content-Type must be application/json");
+        return NULL;
+    }
+    if (!req->body.len) {
+        res_error(res, ERR_INVAL, "body: a JSON object is required");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "body: invalid JSON at line %d, column %d: %s", je.line,
+                 je.column, je.text);
+        res_error(res, ERR_INVAL, msg);
+    }
+    return j;
+}
+
+static int answer(struct http_response *res, int r, const struct err_detail *d, int ok_status,
+                   json_t *take)
+{
+    if (r < 0) {
+        json_decref(take);
+        res_error(res, r, d->msg[0] ? d->msg : NULL);
+    } else if (ok_status == 204) {
+        json_decref(take);
+        res_text(res, 204, "application/json", NULL, 0);
+    } else {
+        res_json(res, ok_status, take);
+    }
+    return 0;
+}
+
+static int route_objects(struct http_request *req, struct http_response *res, enum store_kind kind,
+                          const char *id, const struct audit_origin *o)
+{
+    struct admin *a = req->srv->cfg.admin;
+    struct err_detail d = {{0}};
+    json_t *out = NULL, *body = NULL;
+    int r;
+    if (!id) {
+        if (is(req, "GET")) {
+            r = admin_list(a, kind, &out);
+            return answer(res, r, &d, 200, out);
+        }
+        if (is(req, "POST")) {
+            if (!(body = json_body(req, res)))
+                return 0;
+            r = admin_create(a, o, kind, body, &out, &d);
+            json_decref(body);
+            return answer(res, r, &d, 201, out);
+        }
+        return method_not_allowed(res, "GET, POST");
+    }
+    if (is(req, "GET")) {
+        r = admin_get(a, kind, id, &out, &d);
+        return answer(res, r, &d, 200, out);
+    }
+    if (is(req, "PUT") || is(req, "PATCH")) {
+        if (!(body = json_body(req, res)))
+            return 0;
+        r = is(req, "PUT") ? admin_replace(a, o, kind, id, body, &out, &d)
+                           : admin_patch(a, o, kind, id, body, &out, &d);
+        json_decref(body);
+        return answer(res, r, &d, 200, out);
+    }
+    if (is(req, "DELETE")) {
+        r = admin_delete(a, o, kind, id, &d);
+        return answer(res, r, &d, 204, NULL);
+    }
+    method_not_allowed(res, "GET, PUT, PATCH, DELETE");
+    return 0;
+}
+
+static int route_settings(struct http_request *req, struct http_response *res,
+                           const struct audit_origin *o)
+{
+    struct admin *a = req->srv->cfg.admin;
+    struct err_detail d = {{0}};
+    json_t *out = NULL, *body = NULL;
+    int r;
+    if (is(req, "GET")) {
+        r = admin_settings_get(a, &out);
+        return answer(res, r, &d, 200, out);
+    }
+    if (is(req, "PATCH") || is(req, "PUT")) {
+        if (!(body = json_body(req, res)))
+            return 0;
+        r = is(req, "PUT") ? admin_replace(a, o, STORE_SETTINGS, "settings", body, &out, &d)
+                           : admin_patch(a, o, STORE_SETTINGS, "settings", body, &out, &d);
+        json_decref(body);
+        if (r == 0) /* a new default or maintained algorithm gets its key now */
+            r = admin_keys_ensure(a, o, &d) < 0 ? ERR_IO : 0;
+        return answer(res, r, &d, 200, out);
+    }
+    method_not_allowed(res, "GET, PUT, PATCH");
+    return 0;
+}
+
+static int route_keys(struct http_request *req, struct http_response *res, const char *rest,
+                       const struct audit_origin *o)
+{
+    struct admin *a = req->srv->cfg.admin;
+    struct err_detail d = {{0}};
+    json_t *out = NULL;
+    int r;
+    if (!*rest) {
+        if (is(req, "GET")) {
+            r = admin_keys_list(a, &out);
+            return answer(res, r, &d, 200, out);
+        }
+        if (is(req, "POST")) {
+            json_t *body = json_body(req, res);
+            if (!body)
+                return 0;
+            const json_t *alg = json_object_get(body, "alg");
+            if (!json_is_object(body) || json_object_size(body) != 1 || !json_is_string(alg)) {
+                json_decref(body);
+                return res_error(res, ERR_INVAL, "body: expected {\"alg\": \"ES256\"}");
+            }
+            r = admin_key_create(a, o, json_string_value(alg), &out, &d);
+            json_decref(body);
+            return answer(res, r, &d, 201, out);
+        }
+        return method_not_allowed(res, "GET, POST");
+    }
+    char kid[160];
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n >= sizeof(kid))
+        return res_error(res, ERR_NOTFOUND, "No such key");
+    memcpy(kid, rest, n);
+    kid[n] = '\0';
+    if (!slash) {
+        if (!is(req, "GET"))
+            return method_not_allowed(res, "GET");
+        r = admin_key_get(a, kid, &out, &d);
+        return answer(res, r, &d, 200, out);
+    }
+    int activate = strcmp(slash, "/activate") == 0, retire = strcmp(slash, "/retire") == 0;
+    if (!activate && !retire)
+        return res_error(res, ERR_NOTFOUND, "No such key action (activate, retire)");
+    if (!is(req, "POST"))
+        return method_not_allowed(res, "POST");
+    r = activate ? admin_key_activate(a, o, kid, &out, &d) : admin_key_retire(a, o, kid, &out, &d);
+    answer(res, r, &d, 200, out);
+    return 0;
+}
+
+static const char *const policy_types[] = {"application/yaml", "application/x-yaml", "text/yaml",
+                                           "text/x-yaml", "application/json", "text/plain", NULL};
+
+static int route_apply(struct http_request *req, struct http_response *res,
+                        const struct audit_origin *o)
+{
+    if (!is(req, "POST"))
+        return method_not_allowed(res, "POST");
+    if (!media_is(req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), policy_types))
+        return res_error(res, ERR_MEDIA, "Content-Type must be application/yaml or application/json");
+    const char *prune = req_query(req, "prune");
+    if (prune && strcmp(prune, "true") && strcmp(prune, "false"))
+        return res_error(res, ERR_INVAL, "prune: expected true or false");
+    struct err_detail d = {{0}};
+    struct config_doc *doc = NULL;
+    int r = config_doc_parse(req->body.data ? req->body.data : "", req->body.len, &doc, &d);
+    if (r < 0)
+        return res_error(res, r == ERR_TOOBIG ? ERR_TOOBIG : ERR_INVAL, d.msg);
+    json_t *out = NULL;
+    r = admin_apply(req->srv->cfg.admin, o, doc, prune && strcmp(prune, "true") == 0, &out, &d);
+    config_doc_free(doc);
+    if (r == 0)
+        r = admin_keys_ensure(req->srv->cfg.admin, o, &d) < 0 ? ERR_IO : 0;
+    answer(res, r, &d, 200, out);
+    return 0;
+}
+
+static int route_readyz(struct http_request *req, struct http_response *res)
+{
+    struct policy_snapshot *snap = policy_holder_get(req->srv->cfg.policy);
+    int store_ok = store_ping(req->srv->cfg.store) == 0;
+    int keys_ok = snap && snap->active_key[snap->settings.default_signing_alg];
+    policy_snapshot_unref(snap);
+    json_t *j = json_pack("{s:s, s:{s:b, s:b}}", "status", store_ok && keys_ok ? "ready" : "not ready",
+                          "checks", "store_writable", store_ok, "signing_key", keys_ok);
+    res_json(res, store_ok && keys_ok ? 200 : 503, j);
+    return 0;
+}
+
+int routes_dispatch(struct http_request *req, struct http_response *res)
+{
+    const char *u = req->url;
+    if (strcmp(u, "/healthz") == 0) {
+        req->route = ROUTE_HEALTHZ;
+        if (!is(req, "GET") && !is(req, "HEAD"))
+            return method_not_allowed(res, "GET");
+        return res_json(res, 200, json_pack("{s:s}", "status", "ok"));
+    }
+    if (strcmp(u, "/readyz") == 0) {
+        req->route = ROUTE_READYZ;
+        if (!is(req, "GET") && !is(req, "HEAD"))
+            return method_not_allowed(res, "GET");
+        return route_readyz(req, res);
+    }
+    if (strcmp(u, "/metrics") == 0) {
+        req->route = ROUTE_METRICS;
+        if (!is(req, "GET"))
+            return method_not_allowed(res, "GET");
+        struct policy_snapshot *snap = policy_holder_get(req->srv->cfg.policy);
+        size_t len = 0;
+        char *text = metrics_render(snap, &len);
+        policy_snapshot_unref(snap);
+        return res_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    }
+    if (strcmp(u, "/oauth/jwks") == 0) {
+        req->route = ROUTE_JWKS;
+        if (!is(req, "GET"))
+            return method_not_allowed(res, "GET");
+        struct policy_snapshot *snap = policy_holder_get(req->srv->cfg.policy);
+        char *jwks = strdup(snap && snap->jwks_json ? snap->jwks_json : "{\"keys\":[]}");
+        policy_snapshot_unref(snap);
+        return res_text(res, 200, "application/json", jwks, jwks ? strlen(jwks) : 0);
+    }
+    if (strncmp(u, "/api/v1/", 8) == 0) {
+        if (!admin_authorized(req)) {
+            req->route = ROUTE_ADMIN_OBJECTS;
+            res_error(res, ERR_UNAUTH, "A valid admin token is required");
+            res_header(res, "WWW-Authenticate", "Bearer realm=\"mcpauth-admin\"");
+            return 0;
+        }
+        struct audit_origin o = {.request_id = req->id, .endpoint = "admin",
+                                 .client_ip = req->ip,
+                                 .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+                                 .actor = "admin-token"};
+        const char *rest = u + 8;
+        if (strcmp(rest, "apply") == 0) {
+            req->route = ROUTE_ADMIN_APPLY;
+            return route_apply(req, res, &o);
+        }
+        if (strcmp(rest, "settings") == 0) {
+            req->route = ROUTE_ADMIN_SETTINGS;
+            return route_settings(req, res, &o);
+        }
+        if (strcmp(rest, "keys") == 0 || strncmp(rest, "keys/", 5) == 0) {
+            req->route = ROUTE_ADMIN_KEYS;
+            return route_keys(req, res, rest[4] ? rest + 5 : "", &o);
+        }
+        char seg[32];
+        size_t n = strcspn(rest, "/");
+        if (n < sizeof(seg)) {
+            memcpy(seg, rest, n);
+            seg[n] = '\0';
+            const struct policy_kind_info *ki = policy_kind_by_path(seg);
+            if (ki && ki->kind != STORE_SETTINGS && ki->kind != STORE_EXPORTERS) {
+                req->route = ROUTE_ADMIN_OBJECTS;
+                const char *id = rest[n] == '/' && rest[n + 1] ? rest + n + 1 : NULL;
+                if (rest[n] == '/' && !rest[n + 1])
+                    id = NULL;
+                return route_objects(req, res, ki->kind, id, &o);
+            }
+        }
+    }
+    req->route = ROUTE_NOT_FOUND;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "No route for %s %.200s", req->method, u);
+    res_error(res, ERR_NOTFOUND, msg);
+    return 0;
+}

@@ -1,1 +1,264 @@
-typedef int stub_unused_; /* placeholder, replaced by the module */
+/* http/server.c — the libmicrohttpd glue: one access handler that caps and
+ * collects the body, calls the router once the request is complete, and
+ * queues its response; one completion hook that logs and counts.
+ *
+ * Body caps: a Content-Length over the route's cap is answered 413 at once,
+ * before a byte of the body is read. A chunked body that grows past the cap is
+ * read and discarded (up to 4 times the cap, then the connection is dropped)
+ * and answered 413, because libmicrohttpd cannot queue a response mid-upload. */
+#include "http/http_priv.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+int res_header(struct http_response *res, const char *name, const char *value)
+{
+    if (res->n_headers >= HTTP_MAX_HEADERS)
+        return 0;
+    res->header_names[res->n_headers] = name;
+    res->header_values[res->n_headers] = strdup(value);
+    res->n_headers++;
+    return 0;
+}
+
+int res_text(struct http_response *res, int status, const char *ctype, char *take, size_t len)
+{
+    free(res->body);
+    res->status = status;
+    res->content_type = ctype;
+    res->body = take;
+    res->len = take ? len : 0;
+    return 0;
+}
+
+int res_json(struct http_response *res, int status, json_t *take)
+{
+    char *s = take ? json_dumps(take, JSON_COMPACT) : NULL;
+    json_decref(take);
+    if (!s) {
+        res_text(res, 500, "application/json",
+                 strdup("{\"error\":{\"code\":\"internal\",\"message\":\"Out of memory\"}}"), 0);
+        res->len = res->body ? strlen(res->body) : 0;
+        return 0;
+    }
+    res_text(res, status, "application/json", s, strlen(s));
+    return 0;
+}
+
+int res_error(struct http_response *res, int err, const char *msg)
+{
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", err_code(err), "message",
+                          msg && *msg ? msg : err_message(err));
+    res_json(res, err_http_status(err), j);
+    return 0;
+}
+
+const char *req_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *req_query(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result send_response(struct http_request *req, struct http_response *res)
+{
+    if (!res->body) {
+        res->body = strdup("");
+        res->len = 0;
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(res->body);
+        res->body = NULL;
+        return MHD_NO;
+    }
+    res->body = NULL; /* owned by MHD now */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            res->content_type ? res->content_type : "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    for (int i = 0; i < res->n_headers; i++) {
+        if (res->header_values[i])
+            MHD_add_response_header(r, res->header_names[i], res->header_values[i]);
+        free(res->header_values[i]);
+        res->header_values[i] = NULL;
+    }
+    res->n_headers = 0;
+    req->status = res->status;
+    enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static void res_free(struct http_response *res)
+{
+    free(res->body);
+    for (int i = 0; i < res->n_headers; i++)
+        free(res->header_values[i]);
+}
+
+static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)n);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->srv = srv;
+        req->conn = conn;
+        req->method = method;
+        req->url = url;
+        req->start_us = time_now_us();
+        req->body_max = routes_body_max(srv, url);
+        buf_init(&req->body, req->body_max);
+        uuid7_new(req->id);
+        client_ip(conn, req->ip, sizeof(req->ip));
+        *con_cls = req;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > req->body_max) {
+            struct http_response res = {0};
+            char msg[96];
+            snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)",
+                     req->body_max);
+            res_error(&res, ERR_TOOBIG, msg);
+            enum MHD_Result ok = send_response(req, &res);
+            res_free(&res);
+            return ok;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->too_big && buf_append(&req->body, upload, *upload_size) < 0) {
+            req->too_big = 1;
+            buf_done(&req->body);
+        }
+        if (req->too_big) {
+            req->discarded += *upload_size;
+            if (req->discarded > 4 * req->body_max)
+                return MHD_NO;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->status) /* already answered (early 413) */
+        return MHD_YES;
+    struct http_response res = {0};
+    if (req->too_big) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)", req->body_max);
+        res_error(&res, ERR_TOOBIG, msg);
+    } else {
+        routes_dispatch(req, &res);
+    }
+    enum MHD_Result ok = send_response(req, &res);
+    res_free(&res);
+    (void)version;
+    return ok;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct http_request *req = *con_cls;
+    (void)cls;
+    (void)conn;
+    if (!req)
+        return;
+    int64_t dur = time_now_us() - req->start_us;
+    metrics_observe(req->route, req->status ? req->status : 499, dur);
+    log_info("%s %s %d %.3fms ip=%s id=%s%s", req->method, req->url, req->status,
+             (double)dur / 1000.0, req->ip, req->id,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+    buf_wipe_done(&req->body); /* bodies may hold secrets */
+    free(req);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("libmicrohttpd: %s", line);
+}
+
+int http_server_start(const struct http_server_config *cfg, struct http_server **ret,
+                      struct err_detail *d)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->port);
+    int g = getaddrinfo(cfg->host, port, &hints, &ai);
+    if (g != 0)
+        return err_set(d, ERR_INVAL, "listen address %s: %s", cfg->host, gai_strerror(g));
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        freeaddrinfo(ai);
+        return ERR_NOMEM;
+    }
+    srv->cfg = *cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        free(srv);
+        return err_set(d, ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
+                       cfg->host, cfg->port);
+    }
+    *ret = srv;
+    return 0;
+}
+
+struct http_server *http_server_stop(struct http_server *srv)
+{
+    if (!srv)
+        return NULL;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+    return NULL;
+}

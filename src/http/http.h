@@ -1,0 +1,35 @@
+/* http/http.h — mcpauth's HTTP server: libmicrohttpd (epoll, a thread pool)
+ * with request-body caps, one router and the handlers' glue. libmicrohttpd is
+ * touched only in this folder.
+ *
+ * Every response is JSON (or Prometheus text for /metrics), carries
+ * Cache-Control: no-store, and each request is logged once when it completes
+ * (method, path without query, status, duration; never a header or body). */
+#pragma once
+#include <stddef.h>
+
+#include "admin/admin.h"
+#include "core/err.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+struct http_server_config {
+    const char *host;
+    int port;
+    int threads;
+    size_t oauth_body_max; /* bytes; larger bodies get 413 */
+    size_t admin_body_max;
+    const char *issuer;
+    struct admin *admin;          /* borrowed */
+    struct policy_holder *policy; /* borrowed */
+    struct store *store;          /* borrowed (readiness) */
+    unsigned char admin_token_sha256[32];
+};
+
+struct http_server;
+
+/* Binds and starts serving. ERR_IO with the reason (address in use, ...) in d. */
+int http_server_start(const struct http_server_config *cfg, struct http_server **ret,
+                      struct err_detail *d);
+/* Stops accepting, finishes in-flight requests, frees. NULL-safe. */
+struct http_server *http_server_stop(struct http_server *srv);

@@ -1,0 +1,73 @@
+/* http/http_priv.h — what server.c, routes.c and metrics.c share. */
+#pragma once
+#include <microhttpd.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/uuid.h"
+#include "http/http.h"
+
+enum route_id {
+    ROUTE_NOT_FOUND,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_JWKS,
+    ROUTE_ADMIN_OBJECTS,
+    ROUTE_ADMIN_SETTINGS,
+    ROUTE_ADMIN_KEYS,
+    ROUTE_ADMIN_APPLY,
+    ROUTE_COUNT
+};
+
+struct http_server {
+    struct http_server_config cfg;
+    struct MHD_Daemon *daemon;
+};
+
+struct http_request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* borrowed from MHD for the request's life */
+    const char *url;    /* path, percent-decoded, no query */
+    struct buf body;
+    size_t body_max;
+    int too_big;
+    size_t discarded;
+    char ip[48];
+    char id[UUID_STR_LEN];
+    int64_t start_us;
+    int status; /* once answered */
+    enum route_id route;
+};
+
+#define HTTP_MAX_HEADERS 6
+
+struct http_response {
+    int status;
+    const char *content_type;
+    char *body; /* owned (malloc) */
+    size_t len;
+    const char *header_names[HTTP_MAX_HEADERS];
+    char *header_values[HTTP_MAX_HEADERS]; /* owned */
+    int n_headers;
+};
+
+/* routes.c */
+int routes_dispatch(struct http_request *req, struct http_response *res);
+/* Sizes the body cap of a request from its path. */
+size_t routes_body_max(const struct http_server *srv, const char *url);
+
+/* response helpers (server.c) */
+int res_json(struct http_response *res, int status, json_t *take);
+int res_text(struct http_response *res, int status, const char *ctype, char *take, size_t len);
+/* {"error": {"code": err_code(err), "message": msg or err_message(err)}} with err's status */
+int res_error(struct http_response *res, int err, const char *msg);
+int res_header(struct http_response *res, const char *name, const char *value);
+const char *req_header(const struct http_request *req, const char *name);
+const char *req_query(const struct http_request *req, const char *name);
+
+/* metrics.c */
+void metrics_observe(enum route_id route, int status, int64_t duration_us);
+/* Prometheus text exposition of every counter, plus the snapshot's gauges. */
+char *metrics_render(const struct policy_snapshot *snap, size_t *ret_len);
