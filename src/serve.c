@@ -257,8 +257,13 @@ int serve_main(int argc, char **argv)
                cfg.admin_token_file);
     else
         printf("  admin token: in %s\n", cfg.admin_token_file);
-    if (cfg.dev)
+    if (cfg.dev && strcmp(cfg.listen_host, "127.0.0.1") == 0 && cfg.listen_port == 8080 &&
+        strcmp(cfg.admin_token_file, "./var/admin.token") == 0)
         printf("  try:         build/mcpauth get systems\n");
+    else if (cfg.dev)
+        printf("  try:         MCPAUTH_ADDR=http://%s%s%s:%d MCPAUTH_TOKEN=$(cat %s) "
+               "build/mcpauth get systems\n",
+               br, cfg.listen_host, bl, cfg.listen_port, cfg.admin_token_file);
     fflush(stdout);
     crypto_wipe(token, sizeof(token));
 

@@ -167,13 +167,13 @@ int client_new(struct client **ret)
         c->addr[n - 1] = '\0';
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        r = ERR_IO;
+        r = ERR_INTERNAL;
         goto fail;
     }
     c->curl = curl_easy_init();
     if (!c->curl) {
         curl_global_cleanup();
-        r = ERR_IO;
+        r = ERR_INTERNAL;
         goto fail;
     }
     c->token = token;

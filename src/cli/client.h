@@ -27,8 +27,10 @@ struct client_response {
  * slashes dropped) and the admin token from MCPAUTH_TOKEN or else from
  * ./CLIENT_TOKEN_FILE, trimmed of surrounding whitespace. Returns 0 and an
  * owned *ret, or ERR_UNAUTH when there is no token, ERR_INVAL when the token
- * holds characters that cannot go into an HTTP header, ERR_NOMEM or ERR_IO
- * (libcurl could not start); *ret is untouched on failure. */
+ * holds characters that cannot go into an HTTP header, ERR_IO (errno set)
+ * when the token file exists but cannot be read, ERR_TOOBIG when it is larger
+ * than a token can be, ERR_INTERNAL when libcurl cannot start, or ERR_NOMEM;
+ * *ret is untouched on failure. */
 int client_new(struct client **ret);
 struct client *client_free(struct client *c); /* NULL-safe; returns NULL */
 

@@ -23,7 +23,7 @@
 
 enum { RC_OK = 0, RC_REFUSED = 1, RC_USAGE = 2 };
 
-#define APPLY_MAX_FILE     (4u * 1024 * 1024)
+#define APPLY_MAX_FILE     (1u * 1024 * 1024) /* the server caps admin bodies at 1 MiB */
 #define JSON_OUT_FLAGS     (JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
 #define JSON_COMPACT_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
 #define MAX_COLS           8 /* the widest kind's table */
@@ -305,7 +305,9 @@ static int put_cell(struct buf *b, const json_t *v, enum col_fmt fmt)
 
     if (!v || json_is_null(v))
         return 0;
-    if (fmt == COL_TIME && json_is_number(v)) {
+    /* Within years 1970..9999; anything else is shown as it came. */
+    if (fmt == COL_TIME && json_is_number(v) && json_number_value(v) >= 0 &&
+        json_number_value(v) < 253402300800.0) {
         char t[TIME_STR_LEN];
         time_format_s((int64_t)json_number_value(v), t);
         return buf_puts(b, t);
@@ -421,8 +423,11 @@ static int print_objects(const struct kind *k, const json_t *answer)
         n = json_array_size(answer);
     else if (json_is_object(answer))
         n = 1;
-    else
-        goto unexpected;
+    else {
+        fprintf(stderr, "mcpauth: unexpected answer from the server: not a list of %s\n",
+                k->plural);
+        return RC_REFUSED;
+    }
     if (n == 0) {
         fprintf(stderr, "No %s found.\n", k->plural);
         return RC_OK;
@@ -450,10 +455,6 @@ static int print_objects(const struct kind *k, const json_t *answer)
     table_print(&t, stdout);
     table_done(&t);
     return RC_OK;
-
-unexpected:
-    fprintf(stderr, "mcpauth: unexpected answer from the server: not a list of %s\n", k->plural);
-    return RC_REFUSED;
 }
 
 /* `get settings`: KEY and VALUE, in the server's order. */
@@ -722,7 +723,8 @@ static const char *past_tense(const char *action)
     return action;
 }
 
-/* "system:github" → "system/github" (only the first colon: ids hold colons). */
+/* "system:github" → "system/github" (only the first colon: ids hold colons),
+ * "access_policy:x" → "access-policy/x", as `get` and `delete` spell kinds. */
 static void print_change(const json_t *ch)
 {
     const char *obj = string_of(ch, "object");
@@ -734,6 +736,9 @@ static void print_change(const json_t *ch)
         char kind[64];
         size_t n = (size_t)(colon - obj);
         snprintf(kind, sizeof kind, "%.*s", (int)(n < sizeof kind ? n : sizeof kind - 1), obj);
+        for (char *p = kind; *p; p++) /* the CLI's spelling: access-policy */
+            if (*p == '_')
+                *p = '-';
         put_clean(stdout, kind);
         fputc('/', stdout);
         put_clean(stdout, colon + 1);

@@ -17,8 +17,11 @@ void time_format_us(int64_t us, char out[TIME_STR_LEN])
     time_t s = (time_t)(us / 1000000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    snprintf(out, TIME_STR_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
+    char tmp[96]; /* room for any int, so the compiler can prove no truncation */
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+             (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
+             tm.tm_min % 100, tm.tm_sec % 100, (int)(us % 1000000 + 1000000) % 1000000);
+    snprintf(out, TIME_STR_LEN, "%.31s", tmp);
 }
 
 void time_format_s(int64_t sec, char out[TIME_STR_LEN])
@@ -26,8 +29,11 @@ void time_format_s(int64_t sec, char out[TIME_STR_LEN])
     time_t s = (time_t)sec;
     struct tm tm;
     gmtime_r(&s, &tm);
-    snprintf(out, TIME_STR_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    char tmp[96];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02dZ", (tm.tm_year + 1900) % 10000,
+             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+             tm.tm_sec % 100);
+    snprintf(out, TIME_STR_LEN, "%.31s", tmp);
 }
 
 int duration_parse(const char *s, int64_t *ret_seconds)
