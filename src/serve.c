@@ -11,6 +11,8 @@
 #include "core/uuid.h"
 #include "http/http.h"
 #include "jose/crypto.h"
+#include "jose/keys.h"
+#include "oauth/oauth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,13 +91,80 @@ static int admin_token(const char *path, char *out, size_t n, int *created)
     return ok ? 0 : -1;
 }
 
+/* The development IdP: an ES256 key kept sealed in DATA_DIR/dev-idp.key, trusted as
+ * the issuer ISSUER/dev/idp through a trusted-issuer object with its public key inline
+ * (created once; unchanged on later starts, so no admin.change event each time). */
+static int dev_idp(struct admin *a, const struct serve_config *cfg, const struct kek *kek,
+                   char **ret_issuer, struct jose_key **ret_key)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/dev-idp.key", cfg->data_dir);
+    struct jose_key *key = NULL;
+    char sealed[8192];
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(sealed, 1, sizeof(sealed) - 1, f);
+        fclose(f);
+        sealed[n] = '\0';
+        sealed[strcspn(sealed, "\r\n")] = '\0';
+        if (jose_key_open(JOSE_ES256, "dev-idp", sealed, kek, &key) < 0) {
+            log_error("%s does not open with the KEK; delete it to make a new development IdP",
+                      path);
+            return -1;
+        }
+    } else {
+        char *s = NULL;
+        if (jose_key_generate(JOSE_ES256, "dev-idp", &key) < 0 ||
+            jose_key_seal(key, kek, &s) < 0) {
+            jose_key_free(key);
+            return -1;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int ok = fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s) && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        free(s);
+        if (!ok) {
+            log_error("cannot write %s: %s", path, strerror(errno));
+            jose_key_free(key);
+            return -1;
+        }
+    }
+    size_t il = strlen(cfg->issuer) + sizeof("/dev/idp");
+    char *issuer = malloc(il);
+    snprintf(issuer, il, "%s/dev/idp", cfg->issuer);
+    json_t *jwk = jose_key_public_jwk(key);
+    json_t *ti = json_pack("{s:s, s:s, s:{s:[o]}, s:s, s:[s]}", "id", "dev-idp", "issuer", issuer,
+                           "jwks", "keys", jwk, "audience", cfg->issuer, "algorithms", "ES256");
+    char rid[UUID_STR_LEN];
+    uuid7_new(rid);
+    struct audit_origin o = {.request_id = rid, .endpoint = "config", .actor = "dev"};
+    struct err_detail d = {{0}};
+    json_t *cur = NULL, *out = NULL;
+    int r = admin_get(a, STORE_TRUSTED_ISSUERS, "dev-idp", &cur, NULL) == 0
+                ? admin_replace(a, &o, STORE_TRUSTED_ISSUERS, "dev-idp", ti, &out, &d)
+                : admin_create(a, &o, STORE_TRUSTED_ISSUERS, ti, &out, &d);
+    json_decref(cur);
+    json_decref(out);
+    json_decref(ti);
+    if (r < 0) {
+        log_error("development IdP: %s", d.msg);
+        free(issuer);
+        jose_key_free(key);
+        return -1;
+    }
+    *ret_issuer = issuer;
+    *ret_key = key;
+    return 0;
+}
+
 static int apply_file(struct admin *a, const char *path)
 {
     struct err_detail d = {{0}};
     struct config_doc *doc = NULL;
     int r = config_doc_load(path, &doc, &d);
     if (r < 0) {
-        log_error("policy file %s: %s", path, d.msg);
+        log_error("policy file %s", d.msg); /* config_doc_load's message starts with the path */
         return r;
     }
     char rid[UUID_STR_LEN];
@@ -163,6 +232,10 @@ int serve_main(int argc, char **argv)
     struct policy_holder *holder = NULL;
     struct admin *admin = NULL;
     struct http_server *srv = NULL;
+    struct audit_writer *writer = NULL;
+    struct oauth *oauth = NULL;
+    struct jose_key *idp_key = NULL;
+    char *idp_issuer = NULL;
     char token[256] = {0};
 
     if (config_file && config_serve_load(config_file, &cfg, &d) < 0) {
@@ -191,8 +264,22 @@ int serve_main(int argc, char **argv)
         log_error("store %s: %s", cfg.database, d.msg);
         goto out;
     }
-    if (kek_load(cfg.kek_file, 1, &kek, &d) < 0) {
-        log_error("key-encryption key: %s", d.msg);
+    /* A new KEK is made only for a database that holds no keys yet: with keys stored,
+     * a missing KEK file is an operator's mistake to report, not to paper over. */
+    struct store_key *existing_keys = NULL;
+    size_t n_existing = 0;
+    if (store_key_list(store, &existing_keys, &n_existing) < 0) {
+        log_error("store %s: cannot read signing keys", cfg.database);
+        goto out;
+    }
+    store_keys_free(existing_keys, n_existing);
+    if (kek_load(cfg.kek_file, n_existing == 0, &kek, &d) < 0) {
+        if (n_existing)
+            log_error("key-encryption key: %s (the database holds %zu sealed keys; restore the "
+                      "KEK file that sealed them)",
+                      d.msg, n_existing);
+        else
+            log_error("key-encryption key: %s", d.msg);
         goto out;
     }
     holder = policy_holder_new(NULL);
@@ -215,6 +302,32 @@ int serve_main(int argc, char **argv)
         log_info("created %d signing key(s) for the default and maintained algorithms", made);
     if (cfg.policy_file && apply_file(admin, cfg.policy_file) < 0)
         goto out;
+    if (cfg.policy_file && (made = admin_keys_ensure(admin, &sys, &d)) < 0) {
+        log_error("signing keys: %s", d.msg); /* the file may name new algorithms */
+        goto out;
+    }
+
+    if (cfg.dev && dev_idp(admin, &cfg, kek, &idp_issuer, &idp_key) < 0)
+        goto out;
+    enum store_sync sync = cfg.durability_power ? STORE_SYNC_POWER : STORE_SYNC_PROCESS;
+    if (store_set_sync(store, sync) < 0 ||
+        audit_writer_start(cfg.database, sync, &writer, &d) < 0) {
+        log_error("audit writer: %s", d.msg);
+        goto out;
+    }
+    struct oauth_config ocfg = {
+        .issuer = cfg.issuer,
+        .policy = holder,
+        .store = store,
+        .node = cfg.node,
+        .dev = cfg.dev,
+        .dev_idp_issuer = idp_issuer,
+        .dev_idp_key = idp_key,
+    };
+    if (oauth_new(&ocfg, &oauth, &d) < 0) {
+        log_error("oauth: %s", d.msg);
+        goto out;
+    }
 
     int created = 0;
     if (admin_token(cfg.admin_token_file, token, sizeof(token), &created) < 0) {
@@ -231,6 +344,9 @@ int serve_main(int argc, char **argv)
         .admin = admin,
         .policy = holder,
         .store = store,
+        .oauth = oauth,
+        .writer = writer,
+        .dev = cfg.dev,
     };
     crypto_sha256(token, strlen(token), hcfg.admin_token_sha256);
 
@@ -270,11 +386,17 @@ int serve_main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_quiesce(srv);
+    writer = audit_writer_stop(writer); /* drains: every waiting request gets its answer */
     srv = http_server_stop(srv);
     rc = 0;
 out:
     crypto_wipe(token, sizeof(token));
+    audit_writer_stop(writer);
     http_server_stop(srv);
+    oauth_free(oauth);
+    jose_key_free(idp_key);
+    free(idp_issuer);
     admin_free(admin);
     policy_holder_free(holder);
     kek_free(kek);

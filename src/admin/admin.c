@@ -213,15 +213,20 @@ static int normalize(enum store_kind kind, const json_t *in, const json_t *exist
                      const char *want_id, json_t **ret, char **ret_id, struct err_detail *d)
 {
     struct policy_error pe = {0};
-    int r = policy_normalize(kind, in, existing, "", ret, ret_id, &pe);
+    json_t *doc = NULL;
+    char *id = NULL;
+    int r = policy_normalize(kind, in, existing, "", &doc, &id, &pe);
     if (r < 0)
         return err_set(d, r, "%s", pe.msg);
-    if (want_id && strcmp(want_id, *ret_id) != 0) {
-        json_decref(*ret);
-        free(*ret_id);
-        return err_set(d, ERR_INVAL, "id: \"%s\" in the body does not match \"%s\" in the path",
-                       json_string_value(json_object_get(in, "id")), want_id);
+    if (want_id && strcmp(want_id, id) != 0) {
+        r = err_set(d, ERR_INVAL, "id: \"%s\" in the body does not match \"%s\" in the path", id,
+                    want_id);
+        json_decref(doc);
+        free(id);
+        return r;
     }
+    *ret = doc;
+    *ret_id = id;
     return 0;
 }
 

@@ -121,6 +121,9 @@ int admin_apply(struct admin *a, const struct audit_origin *o, const struct conf
         }
     }
 
+    if (prune && json_object_size(root) == 0)
+        return err_set(d, ERR_INVAL, "refusing to prune with an empty document: it would delete "
+                                     "every object");
     struct store *st = a->cfg.store;
     int r = store_begin(st);
     if (r < 0)

@@ -38,3 +38,5 @@ int audit_event_hash(const json_t *ev, const char *prev_hash, char out[44]);
 /* Sets seq, prev_hash and hash on `ev` and appends it to the store. Must be called
  * inside a store transaction. Returns 0 or ERR_IO/ERR_NOMEM/ERR_CONFLICT. */
 int audit_append(struct store *s, json_t *ev);
+/* The same for n events in order, reading the chain's end once. */
+int audit_append_batch(struct store *s, json_t *const *evs, size_t n);

@@ -12,7 +12,7 @@
 
 static const char *const common_fields[] = {
     "reason", "status_detail", "user", "groups", "client", "system", "audience",
-    "access_policy", "scopes", "token", "request", "prev_hash", "hash", NULL};
+    "access_policy", "scopes", "token", "request", "prev_hash", NULL};
 
 json_t *audit_event_new(const char *type, const char *outcome, const char *severity,
                         const char *node)
@@ -86,25 +86,40 @@ static const char *s_or_null(const json_t *ev, const char *k)
     return json_string_value(json_object_get(ev, k));
 }
 
-int audit_append(struct store *s, json_t *ev)
+/* Seals one event after (seq, prev) and stores it; the stored document is the canonical
+ * JSON with "hash" spliced in before the closing brace, so the chain hash is computed
+ * over exactly the bytes stored minus that member, with one serialisation. */
+static int append_one(struct store *s, json_t *ev, int64_t seq, char prev[64])
 {
-    int64_t last = 0;
-    char prev[64];
-    int r = store_events_last(s, &last, prev);
-    if (r < 0)
-        return r;
-    json_object_set_new(ev, "seq", json_integer(last + 1));
-    json_object_set_new(ev, "prev_hash", last ? json_string(prev) : json_null());
-    char hash[44];
-    r = audit_event_hash(ev, last ? prev : "", hash);
-    if (r < 0)
-        return r;
-    json_object_set_new(ev, "hash", json_string(hash));
-    char *doc = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!doc)
+    json_object_del(ev, "hash");
+    json_object_set_new(ev, "seq", json_integer(seq));
+    json_object_set_new(ev, "prev_hash", seq > 1 ? json_string(prev) : json_null());
+    char *canon = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!canon)
         return ERR_NOMEM;
+    size_t pl = seq > 1 ? strlen(prev) : 0, cl = strlen(canon);
+    char hash[44];
+    char *msg = malloc(pl + cl + 1);
+    if (!msg) {
+        free(canon);
+        return ERR_NOMEM;
+    }
+    memcpy(msg, prev, pl);
+    memcpy(msg + pl, canon, cl);
+    crypto_sha256_b64url(msg, pl + cl, hash);
+    free(msg);
+    /* canon ends with '}': splice ,"hash":"..." in front of it */
+    char *doc = malloc(cl + 64);
+    if (!doc) {
+        free(canon);
+        return ERR_NOMEM;
+    }
+    memcpy(doc, canon, cl - 1);
+    snprintf(doc + cl - 1, 64, "%s\"hash\":\"%s\"}", cl > 2 ? "," : "", hash);
+    free(canon);
+    json_object_set_new(ev, "hash", json_string(hash));
     struct store_event row = {
-        .seq = last + 1,
+        .seq = seq,
         .id = s_or_null(ev, "id"),
         .time = s_or_null(ev, "time"),
         .type = s_or_null(ev, "type"),
@@ -117,7 +132,24 @@ int audit_append(struct store *s, json_t *ev)
         .doc = doc,
         .hash = hash,
     };
-    r = store_events_insert(s, &row);
+    int r = store_events_insert(s, &row);
     free(doc);
+    if (r == 0)
+        memcpy(prev, hash, sizeof(hash));
     return r;
+}
+
+int audit_append_batch(struct store *s, json_t *const *evs, size_t n)
+{
+    int64_t last = 0;
+    char prev[64];
+    int r = store_events_last(s, &last, prev);
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = append_one(s, evs[i], last + 1 + (int64_t)i, prev);
+    return r;
+}
+
+int audit_append(struct store *s, json_t *ev)
+{
+    return audit_append_batch(s, &ev, 1);
 }

@@ -146,7 +146,7 @@ static const char usage_apply[] =
     "FILE is YAML, or JSON when its name ends in .json; \"-\" reads standard input.\n"
     "\n"
     "Options:\n"
-    "  -f, --filename FILE  the policy file (at most 4 MiB)\n"
+    "  -f, --filename FILE  the policy file (at most 1 MiB, the server's cap on admin bodies)\n"
     "      --prune          also delete the objects the file does not name\n"
     "  -h, --help           show this help\n" ENV_HELP;
 

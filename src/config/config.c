@@ -19,8 +19,8 @@
 
 /* The owned string members, for copying and freeing them all alike. */
 #define STRING_MEMBERS(X)                                                                          \
-    X(listen_host) X(issuer) X(data_dir) X(database) X(admin_token_file) X(kek_file)              \
-        X(policy_file) X(node)
+    X(listen_host)                                                                                 \
+    X(issuer) X(data_dir) X(database) X(admin_token_file) X(kek_file) X(policy_file) X(node)
 
 int config_set_str(char **field, const char *value)
 {
@@ -159,7 +159,7 @@ static const char *key_for_msg(const char *key, char out[72])
     size_t n = 0, i = 0;
     for (; key[i] && n < 60; i++) {
         unsigned char ch = (unsigned char)key[i];
-        out[n++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        out[n++] = (char)((ch < 0x20 || ch == 0x7f) ? '?' : ch);
     }
     if (key[i]) {
         if (((unsigned char)key[i] & 0xc0) == 0x80) {
@@ -190,7 +190,7 @@ static int fail(const struct loader *l, int line, const char *fmt, ...)
     char what[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    (void)vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     if (line > 0)
         return err_set(l->d, ERR_INVAL, "%s: line %d: %s", l->path, line, what);
@@ -227,7 +227,8 @@ static int load_limits(const struct loader *l, const json_t *obj, int line, stru
         return type_error(l, line, "limits", "expected a mapping (oauth_body, admin_body)");
     const char *key;
     const json_t *v;
-    json_object_foreach ((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int kl = config_doc_key_line(l->doc, obj, key);
         json_int_t x;
         char kbuf[72];
@@ -282,8 +283,8 @@ static int load_key(const struct loader *l, const char *key, const json_t *v, in
     if (strcmp(key, "data_dir") == 0)
         return set_string(l, line, key, v, &c->data_dir, 0);
     if (strcmp(key, "database") == 0) {
-        if (json_is_string(v) && (strncmp(json_string_value(v), "sqlite:", 7) != 0 ||
-                                  !json_string_value(v)[7]))
+        if (json_is_string(v) &&
+            (strncmp(json_string_value(v), "sqlite:", 7) != 0 || !json_string_value(v)[7]))
             return type_error(l, line, key, "expected sqlite:PATH");
         return set_string(l, line, key, v, &c->database, 1);
     }
@@ -314,6 +315,13 @@ static int load_key(const struct loader *l, const char *key, const json_t *v, in
         c->log_level = lvl;
         return 0;
     }
+    if (strcmp(key, "durability") == 0) {
+        const char *m = json_string_value(v);
+        if (!m || (strcmp(m, "process") && strcmp(m, "power")))
+            return type_error(l, line, key, "expected process or power");
+        c->durability_power = strcmp(m, "power") == 0;
+        return 0;
+    }
     if (strcmp(key, "limits") == 0)
         return load_limits(l, v, line, c);
     return fail(l, line, "unknown key '%s'", key_for_msg(key, kbuf));
@@ -340,7 +348,8 @@ int config_serve_load(const char *path, struct serve_config *c, struct err_detai
         r = fail(&l, config_doc_line(doc, root), "expected a mapping of settings at the top level");
         goto out;
     }
-    json_object_foreach (root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         r = load_key(&l, key, v, config_doc_key_line(doc, root, key), &t);
         if (r == ERR_NOMEM)
             r = err_set(d, r, "%s: out of memory", path);
@@ -366,7 +375,7 @@ static char *join(const char *prefix, const char *dir, const char *name)
     size_t len = strlen(prefix) + n + strlen(sep) + strlen(name) + 1;
     char *s = malloc(len);
     if (s)
-        snprintf(s, len, "%s%s%s%s", prefix, dir, sep, name);
+        (void)snprintf(s, len, "%s%s%s%s", prefix, dir, sep, name);
     return s;
 }
 
@@ -393,8 +402,8 @@ int config_serve_finish(struct serve_config *c)
         issuer = malloc(len);
         if (!issuer)
             goto oom;
-        snprintf(issuer, len, v6 ? "http://[%s]:%d" : "http://%s:%d", c->listen_host,
-                 c->listen_port);
+        (void)snprintf(issuer, len, v6 ? "http://[%s]:%d" : "http://%s:%d", c->listen_host,
+                       c->listen_port);
     }
     if (!c->database && !(database = join("sqlite:", c->data_dir, "mcpauth.db")))
         goto oom;

@@ -13,6 +13,10 @@
  *   dev: false                        embedded development defaults (see spec/cli.md)
  *   threads: 4                        HTTP worker threads (1..256)
  *   log_level: info                   debug | info | warn | error
+ *   durability: process               process: an audit event is committed to the
+ *                                     database (WAL) before its token leaves, surviving
+ *                                     a crash of mcpauth; power: also fsynced, surviving
+ *                                     power loss, at one fsync per commit batch
  *   node: hostname                    this node's name in audit events
  *   limits: {oauth_body: 64KiB, admin_body: 1MiB} (bytes, integers)
  * Relative paths are relative to the working directory. */
@@ -35,6 +39,7 @@ struct serve_config {
     int dev;
     int threads;
     enum log_level log_level;
+    int durability_power; /* 1: fsync every commit (synchronous=FULL) */
     size_t oauth_body_max;
     size_t admin_body_max;
 };

@@ -203,7 +203,7 @@ static const char *key_for_msg(const char *key, char out[72])
     size_t n = 0, i = 0;
     for (; key[i] && n < 60; i++) {
         unsigned char c = (unsigned char)key[i];
-        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        out[n++] = (char)((c < 0x20 || c == 0x7f) ? '?' : c);
     }
     if (key[i]) {
         if (((unsigned char)key[i] & 0xc0) == 0x80) {
@@ -253,8 +253,8 @@ static int parser_error(struct state *st, const char *text, size_t len)
     }
     if (p->context)
         return err_set(st->d, ERR_INVAL, "line %zu, column %zu: %s (%s at line %zu)",
-                       p->problem_mark.line + 1, p->problem_mark.column + 1, problem,
-                       p->context, p->context_mark.line + 1);
+                       p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
+                       p->context_mark.line + 1);
     return err_set(st->d, ERR_INVAL, "line %zu, column %zu: %s", p->problem_mark.line + 1,
                    p->problem_mark.column + 1, problem);
 }
@@ -270,9 +270,9 @@ static int all_digits(const char *s, size_t n, int base)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        int ok = base == 16 ? (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                  (c >= 'A' && c <= 'F')
-                            : c >= '0' && c < '0' + base;
+        int ok = base == 16
+                     ? (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+                     : c >= '0' && c < '0' + base;
         if (!ok)
             return 0;
     }
@@ -347,8 +347,7 @@ static int plain_scalar(struct state *st, const char *s, size_t n, const yaml_ma
             base = 16, digits = s + 2;
         else if (n > 2 && s[0] == '0' && s[1] == 'o' && all_digits(s + 2, n - 2, 8))
             base = 8, digits = s + 2;
-        else if (all_digits(s + (s[0] == '-' || s[0] == '+'), n - (s[0] == '-' || s[0] == '+'),
-                            10))
+        else if (all_digits(s + (s[0] == '-' || s[0] == '+'), n - (s[0] == '-' || s[0] == '+'), 10))
             base = 10;
         if (base) {
             char *end;
@@ -449,7 +448,7 @@ static int on_scalar(struct state *st, const yaml_event_t *ev)
         return 0;
     }
 
-    json_t *v;
+    json_t *v = NULL;
     if (!f && plain && n == 0)
         v = json_object(); /* "---" and nothing else: an empty document */
     else if (!plain)
@@ -466,8 +465,7 @@ static int on_collection_start(struct state *st, const yaml_event_t *ev)
     const yaml_mark_t *m = &ev->start_mark;
     int is_map = ev->type == YAML_MAPPING_START_EVENT;
     int r = is_map ? node_start(st, ev->data.mapping_start.anchor, ev->data.mapping_start.tag, m)
-                   : node_start(st, ev->data.sequence_start.anchor,
-                                ev->data.sequence_start.tag, m);
+                   : node_start(st, ev->data.sequence_start.anchor, ev->data.sequence_start.tag, m);
     if (r < 0)
         return r;
     if (st->depth > 0) {

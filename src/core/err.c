@@ -20,7 +20,7 @@ static const struct err_row rows[ERR_COUNT_] = {
 
 static const struct err_row *row(int err)
 {
-    int i = -err;
+    long i = -(long)err; /* long: -INT_MIN does not fit an int */
     if (i < 0 || i >= ERR_COUNT_)
         i = ERR_INTERNAL_POS_;
     return &rows[i];

@@ -14,13 +14,18 @@ int64_t time_now_us(void)
 
 void time_format_us(int64_t us, char out[TIME_STR_LEN])
 {
+    int64_t frac = us % 1000000;
     time_t s = (time_t)(us / 1000000);
+    if (frac < 0) { /* floor, not truncation, before 1970 */
+        frac += 1000000;
+        s--;
+    }
     struct tm tm;
     gmtime_r(&s, &tm);
     char tmp[96]; /* room for any int, so the compiler can prove no truncation */
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
              (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
-             tm.tm_min % 100, tm.tm_sec % 100, (int)(us % 1000000 + 1000000) % 1000000);
+             tm.tm_min % 100, tm.tm_sec % 100, (int)frac);
     snprintf(out, TIME_STR_LEN, "%.31s", tmp);
 }
 

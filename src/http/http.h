@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #include "admin/admin.h"
+#include "audit/writer.h"
+#include "oauth/oauth.h"
 #include "core/err.h"
 #include "policy/policy.h"
 #include "store/store.h"
@@ -23,6 +25,9 @@ struct http_server_config {
     struct admin *admin;          /* borrowed */
     struct policy_holder *policy; /* borrowed */
     struct store *store;          /* borrowed (readiness) */
+    struct oauth *oauth;          /* borrowed */
+    struct audit_writer *writer;  /* borrowed: token events are committed through it */
+    int dev;
     unsigned char admin_token_sha256[32];
 };
 
@@ -31,5 +36,8 @@ struct http_server;
 /* Binds and starts serving. ERR_IO with the reason (address in use, ...) in d. */
 int http_server_start(const struct http_server_config *cfg, struct http_server **ret,
                       struct err_detail *d);
-/* Stops accepting, finishes in-flight requests, frees. NULL-safe. */
+/* Stops accepting new connections; requests in flight go on. */
+void http_server_quiesce(struct http_server *srv);
+/* Stops accepting, finishes in-flight requests, frees. NULL-safe. Call only once no
+ * request waits for the audit writer (stop the writer first: it drains its queue). */
 struct http_server *http_server_stop(struct http_server *srv);

@@ -17,6 +17,12 @@ enum route_id {
     ROUTE_ADMIN_SETTINGS,
     ROUTE_ADMIN_KEYS,
     ROUTE_ADMIN_APPLY,
+    ROUTE_ADMIN_EXPLAIN,
+    ROUTE_DEV,
+    ROUTE_TOKEN,
+    ROUTE_INTROSPECT,
+    ROUTE_REVOKE,
+    ROUTE_METADATA,
     ROUTE_COUNT
 };
 
@@ -39,6 +45,10 @@ struct http_request {
     int64_t start_us;
     int status; /* once answered */
     enum route_id route;
+    /* group commit: the response waits here while its event is being committed */
+    struct http_response *pending;
+    int committed; /* atomic: set by the writer thread */
+    int commit_err;
 };
 
 #define HTTP_MAX_HEADERS 6
@@ -51,10 +61,15 @@ struct http_response {
     const char *header_names[HTTP_MAX_HEADERS];
     char *header_values[HTTP_MAX_HEADERS]; /* owned */
     int n_headers;
+    json_t *event; /* owned: to be committed before the response is sent */
 };
 
 /* routes.c */
 int routes_dispatch(struct http_request *req, struct http_response *res);
+/* 1 when the request carries the admin bearer token (constant-time comparison). */
+int routes_admin_authorized(const struct http_request *req);
+/* The metrics label of a path, for answers given before routing (413). */
+enum route_id routes_route_of(const char *url);
 /* Sizes the body cap of a request from its path. */
 size_t routes_body_max(const struct http_server *srv, const char *url);
 
@@ -64,10 +79,14 @@ int res_text(struct http_response *res, int status, const char *ctype, char *tak
 /* {"error": {"code": err_code(err), "message": msg or err_message(err)}} with err's status */
 int res_error(struct http_response *res, int err, const char *msg);
 int res_header(struct http_response *res, const char *name, const char *value);
+/* RFC 6749 §5.2 error body {"error", "error_description"} with `status`. */
+int res_error_oauth(struct http_response *res, int status, const char *error, const char *desc);
 const char *req_header(const struct http_request *req, const char *name);
 const char *req_query(const struct http_request *req, const char *name);
 
 /* metrics.c */
 void metrics_observe(enum route_id route, int status, int64_t duration_us);
+void metrics_audit_failure(void);
 /* Prometheus text exposition of every counter, plus the snapshot's gauges. */
-char *metrics_render(const struct policy_snapshot *snap, size_t *ret_len);
+char *metrics_render(const struct http_server *srv, const struct policy_snapshot *snap,
+                     size_t *ret_len);

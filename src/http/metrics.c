@@ -11,8 +11,18 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_READYZ] = "readyz",       [ROUTE_METRICS] = "metrics",
     [ROUTE_JWKS] = "jwks",           [ROUTE_ADMIN_OBJECTS] = "admin_objects",
     [ROUTE_ADMIN_SETTINGS] = "admin_settings", [ROUTE_ADMIN_KEYS] = "admin_keys",
-    [ROUTE_ADMIN_APPLY] = "admin_apply",
+    [ROUTE_ADMIN_APPLY] = "admin_apply", [ROUTE_ADMIN_EXPLAIN] = "admin_explain",
+    [ROUTE_DEV] = "dev",             [ROUTE_TOKEN] = "token",
+    [ROUTE_INTROSPECT] = "introspect", [ROUTE_REVOKE] = "revoke",
+    [ROUTE_METADATA] = "metadata",
 };
+
+static uint64_t audit_failures;
+
+void metrics_audit_failure(void)
+{
+    __atomic_add_fetch(&audit_failures, 1, __ATOMIC_RELAXED);
+}
 
 #define MIN_CODE 100
 #define N_CODES 500
@@ -45,10 +55,54 @@ static uint64_t get(uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-char *metrics_render(const struct policy_snapshot *snap, size_t *ret_len)
+static void render_oauth(struct buf *b, const struct http_server *srv)
+{
+    if (srv->cfg.oauth) {
+        struct oauth_stats st;
+        oauth_stats(srv->cfg.oauth, &st);
+        buf_puts(b, "# HELP mcpauth_token_requests_total Token requests by outcome and reason.\n"
+                    "# TYPE mcpauth_token_requests_total counter\n");
+        buf_printf(b, "mcpauth_token_requests_total{outcome=\"granted\",reason=\"\"} %llu\n",
+                   (unsigned long long)st.granted);
+        for (int r = 1; r < REASON_COUNT_; r++)
+            buf_printf(b, "mcpauth_token_requests_total{outcome=\"denied\",reason=\"%s\"} %llu\n",
+                       policy_reason_code((enum policy_reason)r),
+                       (unsigned long long)st.by_reason[r]);
+    }
+    if (srv->cfg.writer) {
+        struct audit_writer_stats w;
+        audit_writer_stats(srv->cfg.writer, &w);
+        buf_printf(b,
+                   "# HELP mcpauth_audit_events_total Events committed by the group-commit writer.\n"
+                   "# TYPE mcpauth_audit_events_total counter\nmcpauth_audit_events_total %llu\n"
+                   "# HELP mcpauth_audit_failures_total Events the writer could not commit.\n"
+                   "# TYPE mcpauth_audit_failures_total counter\nmcpauth_audit_failures_total %llu\n"
+                   "# HELP mcpauth_audit_queue_length Events waiting for the writer.\n"
+                   "# TYPE mcpauth_audit_queue_length gauge\nmcpauth_audit_queue_length %llu\n"
+                   "# HELP mcpauth_audit_batch_size Events per committed transaction.\n"
+                   "# TYPE mcpauth_audit_batch_size histogram\n",
+                   (unsigned long long)w.events,
+                   (unsigned long long)(w.failures + __atomic_load_n(&audit_failures,
+                                                                     __ATOMIC_RELAXED)),
+                   (unsigned long long)w.queue_len);
+        static const char *const le[8] = {"1", "4", "16", "64", "256", "1024", "4096", "+Inf"};
+        uint64_t acc = 0;
+        for (int i = 0; i < 8; i++) {
+            acc += w.batch_hist[i];
+            buf_printf(b, "mcpauth_audit_batch_size_bucket{le=\"%s\"} %llu\n", le[i],
+                       (unsigned long long)acc);
+        }
+        buf_printf(b, "mcpauth_audit_batch_size_sum %llu\nmcpauth_audit_batch_size_count %llu\n",
+                   (unsigned long long)(w.events + w.failures), (unsigned long long)w.batches);
+    }
+}
+
+char *metrics_render(const struct http_server *srv, const struct policy_snapshot *snap,
+                     size_t *ret_len)
 {
     struct buf b;
     buf_init(&b, 0);
+    render_oauth(&b, srv);
     buf_puts(&b, "# HELP mcpauth_build_info mcpauth version.\n# TYPE mcpauth_build_info gauge\n");
     buf_printf(&b, "mcpauth_build_info{version=\"%s\"} 1\n", MCPAUTH_VERSION);
     buf_puts(&b, "# HELP mcpauth_http_requests_total HTTP requests by route and status code.\n"

@@ -3,12 +3,28 @@
  * nothing else, even for paths that do not exist, so the API's shape is not
  * disclosed). The token is compared as SHA-256 digests in constant time. */
 #include "http/http_priv.h"
+#include "core/timeutil.h"
 #include "jose/crypto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+enum route_id routes_route_of(const char *url)
+{
+    if (strcmp(url, "/oauth/token") == 0)
+        return ROUTE_TOKEN;
+    if (strcmp(url, "/oauth/introspect") == 0)
+        return ROUTE_INTROSPECT;
+    if (strcmp(url, "/oauth/revoke") == 0)
+        return ROUTE_REVOKE;
+    if (strcmp(url, "/api/v1/apply") == 0)
+        return ROUTE_ADMIN_APPLY;
+    if (strncmp(url, "/api/v1/", 8) == 0)
+        return ROUTE_ADMIN_OBJECTS;
+    return ROUTE_NOT_FOUND;
+}
 
 size_t routes_body_max(const struct http_server *srv, const char *url)
 {
@@ -29,7 +45,7 @@ static int method_not_allowed(struct http_response *res, const char *allow)
     return 0;
 }
 
-static int admin_authorized(const struct http_request *req)
+int routes_admin_authorized(const struct http_request *req)
 {
     const char *h = req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -238,6 +254,82 @@ static int route_apply(struct http_request *req, struct http_response *res,
     return 0;
 }
 
+/* POST /oauth/token, /oauth/introspect, /oauth/revoke: the oauth/ handlers decide;
+ * a token reply carries its event, which server.c commits before sending. */
+static int route_oauth(struct http_request *req, struct http_response *res,
+                       void (*fn)(struct oauth *, struct oauth_in *, struct oauth_reply *))
+{
+    if (!is(req, "POST"))
+        return method_not_allowed(res, "POST");
+    char empty[1] = "";
+    struct oauth_in in = {
+        .body = req->body.data ? req->body.data : empty,
+        .len = req->body.len,
+        .content_type = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .authorization = req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+        .client_ip = req->ip,
+        .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+        .request_id = req->id,
+    };
+    struct oauth_reply r;
+    fn(req->srv->cfg.oauth, &in, &r);
+    res_json(res, r.status, r.body);
+    r.body = NULL;
+    res_header(res, "Pragma", "no-cache");
+    if (r.www_authenticate)
+        res_header(res, "WWW-Authenticate", r.www_authenticate);
+    res->event = r.event;
+    r.event = NULL;
+    oauth_reply_done(&r);
+    return 0;
+}
+
+static int route_explain(struct http_request *req, struct http_response *res)
+{
+    if (!is(req, "POST"))
+        return method_not_allowed(res, "POST");
+    json_t *body = json_body(req, res);
+    if (!body)
+        return 0;
+    struct err_detail d = {{0}};
+    json_t *out = NULL;
+    int r = oauth_explain(req->srv->cfg.oauth, body, &out, &d);
+    json_decref(body);
+    return answer(res, r, &d, 200, out);
+}
+
+/* POST /api/v1/dev/id-token {"user", "groups", "ttl"}: --dev only. */
+static int route_dev_id_token(struct http_request *req, struct http_response *res)
+{
+    if (!is(req, "POST"))
+        return method_not_allowed(res, "POST");
+    json_t *body = json_body(req, res);
+    if (!body)
+        return 0;
+    struct err_detail d = {{0}};
+    const json_t *ttl = json_object_get(body, "ttl");
+    const json_t *groups = json_object_get(body, "groups");
+    int64_t secs = 600;
+    int r = 0;
+    if (json_is_integer(ttl))
+        secs = json_integer_value(ttl);
+    else if (ttl && (!json_is_string(ttl) || duration_parse(json_string_value(ttl), &secs) < 0))
+        r = err_set(&d, ERR_INVAL, "ttl: expected a duration such as 10m");
+    if (r == 0 && groups && !json_is_array(groups))
+        r = err_set(&d, ERR_INVAL, "groups: expected a list of strings");
+    char *tok = NULL;
+    if (r == 0)
+        r = oauth_dev_id_token(req->srv->cfg.oauth,
+                               json_string_value(json_object_get(body, "user")), groups, secs,
+                               &tok, &d);
+    json_decref(body);
+    json_t *out = r == 0 ? json_pack("{s:s, s:I}", "id_token", tok, "expires_in",
+                                     (json_int_t)secs)
+                         : NULL;
+    free(tok);
+    return answer(res, r, &d, 200, out);
+}
+
 static int route_readyz(struct http_request *req, struct http_response *res)
 {
     struct policy_snapshot *snap = policy_holder_get(req->srv->cfg.policy);
@@ -271,9 +363,28 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
             return method_not_allowed(res, "GET");
         struct policy_snapshot *snap = policy_holder_get(req->srv->cfg.policy);
         size_t len = 0;
-        char *text = metrics_render(snap, &len);
+        char *text = metrics_render(req->srv, snap, &len);
         policy_snapshot_unref(snap);
         return res_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    }
+    if (strcmp(u, "/oauth/token") == 0) {
+        req->route = ROUTE_TOKEN;
+        return route_oauth(req, res, oauth_token);
+    }
+    if (strcmp(u, "/oauth/introspect") == 0) {
+        req->route = ROUTE_INTROSPECT;
+        return route_oauth(req, res, oauth_introspect);
+    }
+    if (strcmp(u, "/oauth/revoke") == 0) {
+        req->route = ROUTE_REVOKE;
+        return route_oauth(req, res, oauth_revoke);
+    }
+    if (strcmp(u, "/.well-known/oauth-authorization-server") == 0 ||
+        strcmp(u, "/.well-known/openid-configuration") == 0) {
+        req->route = ROUTE_METADATA;
+        if (!is(req, "GET"))
+            return method_not_allowed(res, "GET");
+        return res_json(res, 200, oauth_metadata(req->srv->cfg.oauth));
     }
     if (strcmp(u, "/oauth/jwks") == 0) {
         req->route = ROUTE_JWKS;
@@ -285,7 +396,7 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         return res_text(res, 200, "application/json", jwks, jwks ? strlen(jwks) : 0);
     }
     if (strncmp(u, "/api/v1/", 8) == 0) {
-        if (!admin_authorized(req)) {
+        if (!routes_admin_authorized(req)) {
             req->route = ROUTE_ADMIN_OBJECTS;
             res_error(res, ERR_UNAUTH, "A valid admin token is required");
             res_header(res, "WWW-Authenticate", "Bearer realm=\"mcpauth-admin\"");
@@ -299,6 +410,14 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         if (strcmp(rest, "apply") == 0) {
             req->route = ROUTE_ADMIN_APPLY;
             return route_apply(req, res, &o);
+        }
+        if (strcmp(rest, "explain") == 0) {
+            req->route = ROUTE_ADMIN_EXPLAIN;
+            return route_explain(req, res);
+        }
+        if (strcmp(rest, "dev/id-token") == 0 && req->srv->cfg.dev) {
+            req->route = ROUTE_DEV;
+            return route_dev_id_token(req, res);
         }
         if (strcmp(rest, "settings") == 0) {
             req->route = ROUTE_ADMIN_SETTINGS;

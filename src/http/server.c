@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 int res_header(struct http_response *res, const char *name, const char *value)
 {
@@ -49,6 +50,13 @@ int res_json(struct http_response *res, int status, json_t *take)
         return 0;
     }
     res_text(res, status, "application/json", s, strlen(s));
+    return 0;
+}
+
+int res_error_oauth(struct http_response *res, int status, const char *error, const char *desc)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", error, "error_description", desc);
+    res_json(res, status, j);
     return 0;
 }
 
@@ -107,6 +115,39 @@ static void res_free(struct http_response *res)
     free(res->body);
     for (int i = 0; i < res->n_headers; i++)
         free(res->header_values[i]);
+    json_decref(res->event);
+    res->event = NULL;
+}
+
+/* Writer thread: the event of a suspended request is durable (or failed). */
+static void on_commit(void *arg, int err)
+{
+    struct http_request *req = arg;
+    req->commit_err = err;
+    __atomic_store_n(&req->committed, 1, __ATOMIC_RELEASE);
+    MHD_resume_connection(req->conn);
+}
+
+/* Answers once the event is committed; 503 (and never the token) if it was not. */
+static enum MHD_Result send_after_commit(struct http_request *req)
+{
+    struct http_response *res = req->pending;
+    req->pending = NULL;
+    if (req->commit_err < 0) {
+        free(res->body);
+        res->body = NULL;
+        for (int i = 0; i < res->n_headers; i++)
+            free(res->header_values[i]);
+        res->n_headers = 0;
+        res_error_oauth(res, 503, "temporarily_unavailable",
+                        "Audit log unavailable: the request could not be recorded, so no token "
+                        "was issued");
+        metrics_audit_failure();
+    }
+    enum MHD_Result ok = send_response(req, res);
+    res_free(res);
+    free(res);
+    return ok;
 }
 
 static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
@@ -147,7 +188,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *con_cls = req;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (strncmp(url, "/api/v1/", 8) == 0 && !routes_admin_authorized(req)) {
+            /* the admin API says nothing, not even "too large", without the token */
+            struct http_response res = {0};
+            routes_dispatch(req, &res);
+            enum MHD_Result ok = send_response(req, &res);
+            res_free(&res);
+            return ok;
+        }
         if (cl && strtoull(cl, NULL, 10) > req->body_max) {
+            req->route = routes_route_of(url);
             struct http_response res = {0};
             char msg[96];
             snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)",
@@ -172,15 +222,40 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (req->pending) {
+        if (!__atomic_load_n(&req->committed, __ATOMIC_ACQUIRE))
+            return MHD_YES; /* spurious wake-up: still waiting for the writer */
+        return send_after_commit(req);
+    }
     if (req->status) /* already answered (early 413) */
         return MHD_YES;
     struct http_response res = {0};
     if (req->too_big) {
+        req->route = routes_route_of(req->url);
         char msg[96];
         snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)", req->body_max);
         res_error(&res, ERR_TOOBIG, msg);
     } else {
         routes_dispatch(req, &res);
+    }
+    if (res.event) {
+        /* group commit: park the response, suspend, and let the writer resume us */
+        struct http_response *park = malloc(sizeof(*park));
+        if (!park) {
+            res_free(&res);
+            return MHD_NO;
+        }
+        *park = res;
+        json_t *ev = park->event;
+        park->event = NULL;
+        req->pending = park;
+        MHD_suspend_connection(conn);
+        if (audit_writer_submit(srv->cfg.writer, ev, on_commit, req) < 0) {
+            req->commit_err = ERR_IO;
+            __atomic_store_n(&req->committed, 1, __ATOMIC_RELEASE);
+            MHD_resume_connection(conn);
+        }
+        return MHD_YES;
     }
     enum MHD_Result ok = send_response(req, &res);
     res_free(&res);
@@ -242,8 +317,7 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
         flags, (uint16_t)cfg->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
         completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         free(srv);
@@ -252,6 +326,15 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
     }
     *ret = srv;
     return 0;
+}
+
+void http_server_quiesce(struct http_server *srv)
+{
+    if (srv && srv->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
 }
 
 struct http_server *http_server_stop(struct http_server *srv)

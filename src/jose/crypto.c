@@ -21,6 +21,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #define KEK_LEN       32
@@ -82,6 +83,14 @@ int crypto_streq(const char *a, const char *b)
     crypto_sha256(a, strlen(a), da);
     crypto_sha256(b, strlen(b), db);
     return CRYPTO_memcmp(da, db, SHA256_LEN) == 0;
+}
+
+void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
+                        unsigned char out[SHA256_LEN])
+{
+    unsigned int len = SHA256_LEN;
+    if (!HMAC(EVP_sha256(), key, (int)key_len, data, n, out, &len))
+        abort(); /* as crypto_sha256: a digest that silently failed would compare equal */
 }
 
 void crypto_wipe(void *p, size_t n)

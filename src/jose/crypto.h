@@ -20,6 +20,9 @@ int crypto_memeq(const void *a, const void *b, size_t n);
 /* Constant-time equality of two strings of possibly different lengths (compares their
  * SHA-256 digests, so timing reveals neither content nor length). 1 equal, 0 not. */
 int crypto_streq(const char *a, const char *b);
+/* HMAC-SHA256 of data under key. */
+void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
+                        unsigned char out[SHA256_LEN]);
 /* Wipes n bytes (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t n);
 

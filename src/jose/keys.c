@@ -6,6 +6,7 @@
  * under the KEK with the kid as aad; the DER is wiped as soon as it is used. */
 #include "jose/keys.h"
 #include "core/b64.h"
+#include "jose/keys_priv.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -282,6 +283,12 @@ enum jose_alg jose_key_alg(const struct jose_key *key)
 {
     assert(key);
     return key->alg;
+}
+
+EVP_PKEY *jose_key_pkey_(const struct jose_key *key)
+{
+    assert(key);
+    return key->pkey;
 }
 
 struct jose_key *jose_key_free(struct jose_key *key)

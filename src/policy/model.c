@@ -403,20 +403,19 @@ static int scopes_check(const json_t *v, const char *where, const char *key, jso
                         i);
         }
         const char *nm = json_string_value(json_object_get(sc, "name"));
-        if (!valid_scope(nm)) {
-            json_decref(sc);
-            json_decref(out);
-            return fail(e, it, "name", w, "\"%s\" is not a valid scope name (RFC 6749 §3.3)", nm);
-        }
+        int bad = !valid_scope(nm);
         size_t j;
         const json_t *o;
-        json_array_foreach(out, j, o)
-        {
-            if (strcmp(json_string_value(json_object_get(o, "name")), nm) == 0) {
-                json_decref(sc);
-                json_decref(out);
-                return fail(e, it, "name", w, "duplicate scope \"%s\"", nm);
-            }
+        json_array_foreach(out, j, o) if (!bad && strcmp(json_string_value(json_object_get(o, "name")),
+                                                         nm) == 0) bad = 2;
+        if (bad) {
+            /* the message is made before sc (which owns nm) is released */
+            int r = bad == 1 ? fail(e, it, "name", w,
+                                    "\"%.100s\" is not a valid scope name (RFC 6749 §3.3)", nm)
+                             : fail(e, it, "name", w, "duplicate scope \"%.100s\"", nm);
+            json_decref(sc);
+            json_decref(out);
+            return r;
         }
         json_array_append_new(out, sc);
     }
@@ -524,11 +523,13 @@ static int client_rules(json_t *out, const json_t *in, const json_t *existing, c
 {
     const char *auth = json_string_value(json_object_get(out, "auth"));
     const json_t *secret = json_object_get(in, "secret");
+    if (json_is_null(secret))
+        secret = NULL; /* null means "not given", as for every optional field */
     int wants_secret = strncmp(auth, "client_secret_", 14) == 0;
     if (secret && !wants_secret)
         return fail(e, secret, "secret", where, "only clients with auth client_secret_basic or "
                                                 "client_secret_post have a secret");
-    if (secret && json_object_get(in, "secret_hash"))
+    if (secret && json_string_value(json_object_get(in, "secret_hash")))
         return fail(e, secret, "secret", where, "give secret or secret_hash, not both");
     if (secret) {
         const char *old = json_string_value(json_object_get(existing, "secret_hash"));
@@ -588,8 +589,15 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
             continue; /* null = not given: the default applies */
         json_t *c = NULL;
         r = check_value(f, v, where, &c, e);
-        if (r < 0)
+        if (r < 0) {
+            /* a scalar has no line of its own (jansson shares true/false/null): point at
+             * the member's key in its object instead */
+            if (e && (!e->node || (!json_is_object(e->node) && !json_is_array(e->node)))) {
+                e->node = in;
+                e->key = f->name;
+            }
             goto fail;
+        }
         json_object_set_new(out, k, c);
     }
     for (const struct field *f = fields; f->name; f++) {
@@ -627,21 +635,27 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
     case STORE_GRANTS: {
         const char *sys = json_string_value(json_object_get(out, "system"));
         const char *sub = json_string_value(json_object_get(out, "subject"));
+        /* a grant is identified by its system and subject: the id is derived, never
+         * chosen, so changing either is a different grant, not an update */
         const char *given = json_string_value(json_object_get(out, "id"));
-        if (given) {
-            id = strdup(given);
-        } else {
-            size_t n = strlen(sys) + strlen(sub) + 2;
-            id = malloc(n);
-            if (id)
-                snprintf(id, n, "%s:%s", sys, sub);
-            json_object_set_new(out, "id", json_string(id ? id : ""));
+        size_t n = strlen(sys) + strlen(sub) + 2;
+        id = malloc(n);
+        if (id)
+            snprintf(id, n, "%s:%s", sys, sub);
+        if (id && given && strcmp(given, id) != 0) {
+            r = fail(e, json_object_get(in, "id") ? in : out, "id", where,
+                     "\"%.200s\" is not \"SYSTEM:SUBJECT\" (%.200s): subject and system identify "
+                     "a grant; delete it and create a new one to change them",
+                     given, id);
+            free(id);
+            goto fail;
         }
+        json_object_set_new(out, "id", json_string(id ? id : ""));
         break;
     }
     case STORE_TRUSTED_ISSUERS:
-        if (!json_object_get(out, "jwks") && !json_object_get(out, "jwks_uri")) {
-            r = fail(e, in, "jwks_uri", where, "give jwks_uri or an inline jwks");
+        if (!json_object_get(out, "jwks") == !json_object_get(out, "jwks_uri")) {
+            r = fail(e, in, "jwks_uri", where, "give jwks_uri or an inline jwks (one of them)");
             goto fail;
         }
         if (!json_object_get(out, "id"))

@@ -59,8 +59,16 @@ static const char migration_1[] =
     "CREATE TABLE exporter_cursors(exporter_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " updated_at TEXT NOT NULL);\n";
 
+/* Version 2. Revoked token ids (RFC 7009), kept until the token would have
+ * expired anyway; loaded into memory at start. */
+static const char migration_2[] =
+    "CREATE TABLE revoked_tokens(jti TEXT PRIMARY KEY, exp INTEGER NOT NULL,"
+    " revoked_at TEXT NOT NULL);\n"
+    "CREATE INDEX revoked_tokens_exp ON revoked_tokens(exp);\n";
+
 static const char *const migrations[] = {
     migration_1,
+    migration_2,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

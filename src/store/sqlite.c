@@ -10,10 +10,11 @@
  * releases the mutex, so no statement stays active between calls (an active
  * statement would pin the WAL and make COMMIT fail).
  *
- * Durability: WAL with synchronous=FULL, so the WAL is fsynced at every commit.
- * NORMAL would be faster but may lose the last commits on power loss, and a
- * token may leave the server only once its audit event is on disk; the audit
- * writer's group commit pays one fsync per batch, not per event. */
+ * Durability: WAL with synchronous=FULL by default, so the WAL is fsynced at
+ * every commit; store_set_sync(STORE_SYNC_PROCESS) selects NORMAL, where a
+ * commit is in the WAL when it returns (safe against a crash of the process,
+ * not against power loss). The audit writer's group commit pays one commit per
+ * batch either way. */
 #include "store/store.h"
 #include "core/timeutil.h"
 #include "store/migrations.h"
@@ -54,6 +55,9 @@ enum stmt_id {
     ST_EV_COUNT,
     ST_CUR_GET,
     ST_CUR_SET,
+    ST_REV_ADD,
+    ST_REV_SCAN,
+    ST_REV_PURGE,
     ST_FIXED_COUNT_
 };
 
@@ -79,6 +83,10 @@ static const char *const fixed_sql[ST_FIXED_COUNT_] = {
     [ST_CUR_SET] = "INSERT INTO exporter_cursors(exporter_id, seq, updated_at) VALUES(?1, ?2, ?3)"
                    " ON CONFLICT(exporter_id) DO UPDATE SET seq = excluded.seq,"
                    " updated_at = excluded.updated_at",
+    [ST_REV_ADD] = "INSERT INTO revoked_tokens(jti, exp, revoked_at) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(jti) DO NOTHING",
+    [ST_REV_SCAN] = "SELECT jti, exp FROM revoked_tokens WHERE exp > ?1",
+    [ST_REV_PURGE] = "DELETE FROM revoked_tokens WHERE exp <= ?1",
 };
 
 /* Object statements follow the fixed ones, OBJ_OP_COUNT_ per kind; their SQL is
@@ -825,4 +833,61 @@ out:
     stmt_done(st);
     unlock(s);
     return err;
+}
+
+int store_revoked_add(struct store *s, const char *jti, int64_t exp)
+{
+    if (!jti)
+        return ERR_INVAL;
+    char now[TIME_STR_LEN];
+    time_format_us(time_now_us(), now);
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int err = stmt_get(s, ST_REV_ADD, &st);
+    if (err == 0 && (err = bind_str(st, 1, jti)) == 0 && (err = bind_i64(st, 2, exp)) == 0 &&
+        (err = bind_str(st, 3, now)) == 0)
+        err = step_done(st);
+    stmt_done(st);
+    unlock(s);
+    return err;
+}
+
+int store_revoked_scan(struct store *s, int64_t now,
+                       int (*fn)(const char *jti, int64_t exp, void *arg), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int err = stmt_get(s, ST_REV_PURGE, &st);
+    if (err == 0 && (err = bind_i64(st, 1, now)) == 0)
+        err = step_done(st);
+    stmt_done(st);
+    st = NULL;
+    if (err == 0)
+        err = stmt_get(s, ST_REV_SCAN, &st);
+    if (err == 0)
+        err = bind_i64(st, 1, now);
+    while (err == 0) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            err = store_sqlite_err(rc);
+            break;
+        }
+        err = fn((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
+    }
+    stmt_done(st);
+    unlock(s);
+    return err;
+}
+
+int store_set_sync(struct store *s, enum store_sync mode)
+{
+    lock(s);
+    int rc = sqlite3_exec(s->db,
+                          mode == STORE_SYNC_PROCESS ? "PRAGMA synchronous=NORMAL"
+                                                     : "PRAGMA synchronous=FULL",
+                          NULL, NULL, NULL);
+    unlock(s);
+    return rc == SQLITE_OK ? 0 : store_sqlite_err(rc);
 }

@@ -40,6 +40,13 @@ enum store_kind {
  * newer than this mcpauth (M)"). */
 int store_open(const char *url, struct store **ret, struct err_detail *d);
 struct store *store_close(struct store *s); /* NULL-safe */
+/* Durability of commits. STORE_SYNC_POWER (the default of store_open): the WAL is
+ * fsynced at every commit, so a commit survives power loss. STORE_SYNC_PROCESS: a
+ * commit is in the WAL (the OS page cache) when store_commit returns, so it survives
+ * a crash or kill of the process but the last commits may be lost on power loss;
+ * the WAL is fsynced at checkpoints. */
+enum store_sync { STORE_SYNC_POWER, STORE_SYNC_PROCESS };
+int store_set_sync(struct store *s, enum store_sync mode);
 /* The schema version after migrations. */
 int store_schema_version(struct store *s);
 
@@ -109,3 +116,10 @@ int store_events_count(struct store *s, int64_t *ret);
 /* The seq last acknowledged by exporter `id` (0 if none yet). */
 int store_cursor_get(struct store *s, const char *id, int64_t *ret);
 int store_cursor_set(struct store *s, const char *id, int64_t seq);
+
+/* ---- revoked tokens (RFC 7009) ---- */
+/* Remembers jti as revoked until exp (unix seconds); adding it twice is not an error. */
+int store_revoked_add(struct store *s, const char *jti, int64_t exp);
+/* Deletes the expired ones, then calls fn for every jti still to be refused. */
+int store_revoked_scan(struct store *s, int64_t now,
+                       int (*fn)(const char *jti, int64_t exp, void *arg), void *arg);

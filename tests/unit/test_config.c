@@ -47,8 +47,8 @@ static void write_file(const char *name, const char *text, char *path, size_t si
     snprintf(path, size, "%s/%s", tmpdir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
 }
 
 static void test_scalar_typing(void **state)
@@ -57,25 +57,54 @@ static void test_scalar_typing(void **state)
     static const struct {
         const char *yaml, *json;
     } cases[] = {
-        {"null", "null"},          {"Null", "null"},          {"NULL", "null"},
-        {"~", "null"},             {"", "null"},              {"true", "true"},
-        {"True", "true"},          {"TRUE", "true"},          {"false", "false"},
-        {"False", "false"},        {"FALSE", "false"},        {"\"true\"", "\"true\""},
-        {"'false'", "\"false\""},  {"\"null\"", "\"null\""},  {"'~'", "\"~\""},
-        {"yes", "\"yes\""},        {"no", "\"no\""},          {"on", "\"on\""},
-        {"tRUE", "\"tRUE\""},      {"0", "0"},                {"42", "42"},
-        {"-17", "-17"},            {"+3", "3"},               {"0123", "123"},
-        {"0x1F", "31"},            {"0o17", "15"},            {"0o8", "\"0o8\""},
-        {"\"42\"", "\"42\""},      {"'42'", "\"42\""},        {"1.5", "1.5"},
-        {"-.5", "-0.5"},           {"1.", "1.0"},             {"1e3", "1000.0"},
-        {"2.5E-1", "0.25"},        {"1_000", "\"1_000\""},    {"300s", "\"300s\""},
-        {"12:30", "\"12:30\""},    {"1.2.3", "\"1.2.3\""},    {"-.nan", "\"-.nan\""},
-        {"hello world", "\"hello world\""},                   {"\"\"", "\"\""},
-        {"'it''s'", "\"it's\""},   {"\"a\\tb\"", "\"a\\tb\""},
+        {"null", "null"},
+        {"Null", "null"},
+        {"NULL", "null"},
+        {"~", "null"},
+        {"", "null"},
+        {"true", "true"},
+        {"True", "true"},
+        {"TRUE", "true"},
+        {"false", "false"},
+        {"False", "false"},
+        {"FALSE", "false"},
+        {"\"true\"", "\"true\""},
+        {"'false'", "\"false\""},
+        {"\"null\"", "\"null\""},
+        {"'~'", "\"~\""},
+        {"yes", "\"yes\""},
+        {"no", "\"no\""},
+        {"on", "\"on\""},
+        {"tRUE", "\"tRUE\""},
+        {"0", "0"},
+        {"42", "42"},
+        {"-17", "-17"},
+        {"+3", "3"},
+        {"0123", "123"},
+        {"0x1F", "31"},
+        {"0o17", "15"},
+        {"0o8", "\"0o8\""},
+        {"\"42\"", "\"42\""},
+        {"'42'", "\"42\""},
+        {"1.5", "1.5"},
+        {"-.5", "-0.5"},
+        {"1.", "1.0"},
+        {"1e3", "1000.0"},
+        {"2.5E-1", "0.25"},
+        {"1_000", "\"1_000\""},
+        {"300s", "\"300s\""},
+        {"12:30", "\"12:30\""},
+        {"1.2.3", "\"1.2.3\""},
+        {"-.nan", "\"-.nan\""},
+        {"hello world", "\"hello world\""},
+        {"\"\"", "\"\""},
+        {"'it''s'", "\"it's\""},
+        {"\"a\\tb\"", "\"a\\tb\""},
         {"9223372036854775807", "9223372036854775807"},
         {"-9223372036854775808", "-9223372036854775808"},
         {"https://a.example/x", "\"https://a.example/x\""},
-        {"|\n  true\n", "\"true\\n\""},                       {">-\n  1\n  2\n", "\"1 2\""},
+        {"|\n  true\n", "\"true\\n\""},
+        {">-\n  1\n  2\n", "\"1 2\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char text[128];
@@ -149,30 +178,29 @@ static void test_json_input(void **state)
     config_doc_free(doc);
 
     doc = parse_ok("{\"compact\":[1,\"x\"],\"n\":{}}");
-    assert_int_equal(json_integer_value(
-                         json_array_get(json_object_get(config_doc_root(doc), "compact"), 0)),
-                     1);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(config_doc_root(doc), "compact"), 0)), 1);
     config_doc_free(doc);
 }
 
 static void test_lines_block(void **state)
 {
     (void)state;
-    struct config_doc *doc = parse_ok("# comment\n"      /* 1 */
-                                      "a: 1\n"           /* 2 */
-                                      "b:\n"             /* 3 */
-                                      "  c: hello\n"     /* 4 */
-                                      "\n"               /* 5 */
-                                      "  d: true\n"      /* 6 */
-                                      "list:\n"          /* 7 */
-                                      "  - x\n"          /* 8 */
-                                      "  - k: ~\n"       /* 9 */
-                                      "    m: [1,\n"     /* 10 */
-                                      "        2]\n"     /* 11 */
-                                      "text: |\n"        /* 12 */
-                                      "  one\n"          /* 13 */
-                                      "  two\n"          /* 14 */
-                                      "last: 'q'\n");    /* 15 */
+    struct config_doc *doc = parse_ok("# comment\n"   /* 1 */
+                                      "a: 1\n"        /* 2 */
+                                      "b:\n"          /* 3 */
+                                      "  c: hello\n"  /* 4 */
+                                      "\n"            /* 5 */
+                                      "  d: true\n"   /* 6 */
+                                      "list:\n"       /* 7 */
+                                      "  - x\n"       /* 8 */
+                                      "  - k: ~\n"    /* 9 */
+                                      "    m: [1,\n"  /* 10 */
+                                      "        2]\n"  /* 11 */
+                                      "text: |\n"     /* 12 */
+                                      "  one\n"       /* 13 */
+                                      "  two\n"       /* 14 */
+                                      "last: 'q'\n"); /* 15 */
     json_t *root = config_doc_root(doc);
     json_t *b = json_object_get(root, "b");
     json_t *list = json_object_get(root, "list");
@@ -208,13 +236,13 @@ static void test_lines_block(void **state)
 static void test_lines_flow(void **state)
 {
     (void)state;
-    struct config_doc *doc = parse_ok("{\n"                      /* 1 */
-                                      "  \"a\": 1,\n"            /* 2 */
-                                      "  \"b\": {\"c\": [\n"     /* 3 */
-                                      "     true,\n"             /* 4 */
+    struct config_doc *doc = parse_ok("{\n"                       /* 1 */
+                                      "  \"a\": 1,\n"             /* 2 */
+                                      "  \"b\": {\"c\": [\n"      /* 3 */
+                                      "     true,\n"              /* 4 */
                                       "     \"s\"], \"d\": 2},\n" /* 5 */
-                                      "  e: {f: null,\n"         /* 6 */
-                                      "      g: x}\n"            /* 7 */
+                                      "  e: {f: null,\n"          /* 6 */
+                                      "      g: x}\n"             /* 7 */
                                       "}\n");
     json_t *root = config_doc_root(doc);
     json_t *b = json_object_get(root, "b");
@@ -349,9 +377,11 @@ static void test_caps(void **state)
     struct config_doc *doc = parse_ok(text);
     assert_int_equal(json_array_size(config_doc_root(doc)), 199999);
     config_doc_free(doc);
-    text[strlen(text) - 1] = ',';
-    text = realloc(text, strlen(text) + 3);
-    strcat(text, "0]");
+    size_t n = strlen(text);
+    char *more = realloc(text, n + 3);
+    assert_non_null(more);
+    text = more;
+    memcpy(text + n - 1, ",0]", 4); /* one more element: 200001 nodes with the array */
     parse_fails(text, ERR_TOOBIG, "more than 200000 nodes");
     free(text);
 
@@ -399,8 +429,8 @@ static void test_doc_load(void **state)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(fseek(f, CONFIG_MAX_BYTES, SEEK_SET), 0);
-    fputc('\n', f);
-    fclose(f);
+    assert_int_equal(fputc('\n', f), '\n');
+    assert_int_equal(fclose(f), 0);
     doc = NULL;
     assert_int_equal(config_doc_load(path, &doc, &d), ERR_TOOBIG);
     assert_null(doc);
@@ -463,8 +493,8 @@ static void test_serve_file(void **state)
     assert_int_equal(c.admin_body_max, 4194304);
 
     /* a second file goes over the first; keys it does not name stay */
-    write_file("over.json", "{\"threads\": 2, \"issuer\": null, \"listen\": \"0.0.0.0:80\"}",
-               path, sizeof(path));
+    write_file("over.json", "{\"threads\": 2, \"issuer\": null, \"listen\": \"0.0.0.0:80\"}", path,
+               sizeof(path));
     assert_int_equal(config_serve_load(path, &c, &d), 0);
     assert_int_equal(c.threads, 2);
     assert_null(c.issuer);
@@ -501,7 +531,8 @@ static void serve_fails(const char *text, const char *want)
 static void test_serve_errors(void **state)
 {
     (void)state;
-    serve_fails("threads: 8\nlisten: 127.0.0.1:9000\n\nlistne: x\n", "line 4: unknown key 'listne'");
+    serve_fails("threads: 8\nlisten: 127.0.0.1:9000\n\nlistne: x\n",
+                "line 4: unknown key 'listne'");
     serve_fails("threads: 8\nthreads: 9\n", "line 2, column 1: duplicate key 'threads'");
     serve_fails("threads: 0\n", "line 1: threads: expected an integer from 1 to 256");
     serve_fails("a_comment_line: 1\n", "line 1: unknown key 'a_comment_line'");
@@ -555,10 +586,10 @@ static void test_serve_set(void **state)
     assert_int_equal(config_serve_set_listen(&c, "localhost:1", &d), 0);
     assert_string_equal(c.listen_host, "localhost");
     assert_int_equal(c.listen_port, 1);
-    static const char *bad[] = {"",          ":80",        "host:",        "host:x",
-                                "host:-1",   "host:123456", "[::1]8080",    "[::1]:",
-                                "[]:80",     "[x]:80",      "a b:80",       "1.2.3.4:80:1",
-                                "[::1:8080", "host:+80",    "[1.2.3.4]:80", "host:0080x"};
+    static const char *bad[] = {
+        "",          ":80",      "host:",        "host:x",    "host:-1", "host:123456",
+        "[::1]8080", "[::1]:",   "[]:80",        "[x]:80",    "a b:80",  "1.2.3.4:80:1",
+        "[::1:8080", "host:+80", "[1.2.3.4]:80", "host:0080x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (config_serve_set_listen(&c, bad[i], &d) != ERR_INVAL)
             fail_msg("listen '%s' accepted", bad[i]);
@@ -629,8 +660,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    static const char *names[] = {"bad.yaml",   "good.json",  "big.yaml",    "serve.yaml",
-                                  "over.json",  "empty.yaml", "fail.yaml",   "finish.yaml"};
+    static const char *names[] = {"bad.yaml",  "good.json",  "big.yaml",  "serve.yaml",
+                                  "over.json", "empty.yaml", "fail.yaml", "finish.yaml"};
     char path[256];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
@@ -642,22 +673,14 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar_typing),
-        cmocka_unit_test(test_scalar_refusals),
-        cmocka_unit_test(test_nested),
-        cmocka_unit_test(test_json_input),
-        cmocka_unit_test(test_lines_block),
-        cmocka_unit_test(test_lines_flow),
-        cmocka_unit_test(test_duplicate_key),
-        cmocka_unit_test(test_anchors_tags_documents),
-        cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_empty_and_other_roots),
-        cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_doc_load),
-        cmocka_unit_test(test_serve_defaults),
-        cmocka_unit_test(test_serve_file),
-        cmocka_unit_test(test_serve_errors),
-        cmocka_unit_test(test_serve_set),
+        cmocka_unit_test(test_scalar_typing),  cmocka_unit_test(test_scalar_refusals),
+        cmocka_unit_test(test_nested),         cmocka_unit_test(test_json_input),
+        cmocka_unit_test(test_lines_block),    cmocka_unit_test(test_lines_flow),
+        cmocka_unit_test(test_duplicate_key),  cmocka_unit_test(test_anchors_tags_documents),
+        cmocka_unit_test(test_syntax_errors),  cmocka_unit_test(test_empty_and_other_roots),
+        cmocka_unit_test(test_caps),           cmocka_unit_test(test_doc_load),
+        cmocka_unit_test(test_serve_defaults), cmocka_unit_test(test_serve_file),
+        cmocka_unit_test(test_serve_errors),   cmocka_unit_test(test_serve_set),
         cmocka_unit_test(test_serve_finish),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,153 @@
+/* audit/writer.c — the group-commit thread. Invariant: an event's callback
+ * runs with err 0 only after the transaction holding it committed, and the
+ * events of one batch are appended in submission order, so seq order is the
+ * order requests were decided in. */
+#include "audit/writer.h"
+#include "audit/audit.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct item {
+    json_t *ev;
+    audit_done_fn done;
+    void *arg;
+};
+
+struct audit_writer {
+    struct store *store;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct item *ring; /* AUDIT_QUEUE_MAX slots */
+    size_t head, len;
+    bool stop;
+    struct audit_writer_stats stats;
+};
+
+static void *run(void *p)
+{
+    struct audit_writer *w = p;
+    struct item *batch = malloc(AUDIT_BATCH_MAX * sizeof(*batch));
+    json_t **evs = malloc(AUDIT_BATCH_MAX * sizeof(*evs));
+    if (!batch || !evs)
+        abort(); /* nothing durable can happen without them */
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->len && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->len && w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        size_t n = w->len < AUDIT_BATCH_MAX ? w->len : AUDIT_BATCH_MAX;
+        for (size_t i = 0; i < n; i++)
+            batch[i] = w->ring[(w->head + i) % AUDIT_QUEUE_MAX];
+        w->head = (w->head + n) % AUDIT_QUEUE_MAX;
+        w->len -= n;
+        pthread_mutex_unlock(&w->mu);
+
+        for (size_t i = 0; i < n; i++)
+            evs[i] = batch[i].ev;
+        int r = store_begin(w->store);
+        if (r == 0) {
+            r = audit_append_batch(w->store, evs, n);
+            if (r == 0)
+                r = store_commit(w->store);
+            else
+                store_rollback(w->store);
+        }
+        pthread_mutex_lock(&w->mu);
+        w->stats.batches++;
+        if (r == 0)
+            w->stats.events += n;
+        else
+            w->stats.failures += n;
+        if (n > w->stats.max_batch)
+            w->stats.max_batch = n;
+        int b = 0;
+        for (size_t lim = 1; b < 7 && n > lim; lim *= 4)
+            b++;
+        w->stats.batch_hist[b]++;
+        pthread_mutex_unlock(&w->mu);
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i].done)
+                batch[i].done(batch[i].arg, r);
+            json_decref(batch[i].ev);
+        }
+    }
+    free(batch);
+    free(evs);
+    return NULL;
+}
+
+int audit_writer_start(const char *store_url, enum store_sync sync, struct audit_writer **ret,
+                       struct err_detail *d)
+{
+    struct audit_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return ERR_NOMEM;
+    w->ring = malloc(AUDIT_QUEUE_MAX * sizeof(*w->ring));
+    int r = w->ring ? store_open(store_url, &w->store, d) : ERR_NOMEM;
+    if (r == 0 && (r = store_set_sync(w->store, sync)) < 0) {
+        err_set(d, r, "cannot set the store's durability");
+        w->store = store_close(w->store);
+    }
+    if (r < 0) {
+        free(w->ring);
+        free(w);
+        return r;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        store_close(w->store);
+        free(w->ring);
+        free(w);
+        return err_set(d, ERR_INTERNAL, "cannot start the audit writer thread");
+    }
+    *ret = w;
+    return 0;
+}
+
+struct audit_writer *audit_writer_stop(struct audit_writer *w)
+{
+    if (!w)
+        return NULL;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    store_close(w->store);
+    free(w->ring);
+    free(w);
+    return NULL;
+}
+
+int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->stop || w->len >= AUDIT_QUEUE_MAX) {
+        pthread_mutex_unlock(&w->mu);
+        json_decref(ev);
+        return ERR_IO;
+    }
+    w->ring[(w->head + w->len) % AUDIT_QUEUE_MAX] = (struct item){ev, done, arg};
+    w->len++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void audit_writer_stats(struct audit_writer *w, struct audit_writer_stats *ret)
+{
+    pthread_mutex_lock(&w->mu);
+    *ret = w->stats;
+    ret->queue_len = w->len;
+    pthread_mutex_unlock(&w->mu);
+}

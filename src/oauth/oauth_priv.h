@@ -1,0 +1,74 @@
+/* oauth/oauth_priv.h — what the oauth/ files share. */
+#pragma once
+#include "oauth/form.h"
+#include "oauth/jwks_fetch.h"
+#include "oauth/oauth.h"
+#include "oauth/state.h"
+#include "jose/jws.h"
+
+#include <stdint.h>
+
+#define GT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
+#define GT_JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define GT_CLIENT_CREDENTIALS "client_credentials"
+#define TT_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
+#define TT_ACCESS_TOKEN "urn:ietf:params:oauth:token-type:access_token"
+#define TT_ID_TOKEN "urn:ietf:params:oauth:token-type:id_token"
+#define CLIENT_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define TYP_ID_JAG "oauth-id-jag+jwt"
+#define TYP_AT "at+jwt"
+#define CLOCK_SKEW 60
+
+struct oauth {
+    struct oauth_config cfg;
+    char *issuer;
+    char *dev_idp_issuer;
+    struct secret_cache *secrets;
+    struct jti_set *replay;  /* assertion and client-assertion jtis */
+    struct jti_set *revoked; /* revoked token jtis */
+    struct jwks_cache *jwks;
+    uint64_t granted, denied, by_reason[REASON_COUNT_]; /* atomics */
+};
+
+/* A verified identity from a subject token or an assertion. */
+struct subject {
+    char *user;               /* owned */
+    char *groups[DECIDE_MAX_GROUPS];
+    size_t n_groups;
+    char *issuer;             /* owned: iss of the token */
+    char sha256[65];          /* fingerprint of the token */
+    char *resource;           /* assertion: its resource claim (owned) or NULL */
+    char *scope;              /* assertion: its scope claim (owned) or NULL */
+    char *jti;                /* assertion: its jti (owned) */
+};
+void subject_done(struct subject *s);
+
+int64_t oauth_now(void);
+
+/* client_auth.c: authenticates the caller of token/introspect/revoke. On failure
+ * fills `why` and returns REASON_INVALID_REQUEST (two methods at once) or
+ * REASON_INVALID_CLIENT; *ret_presented is the client id the caller claimed (may be
+ * NULL), valid while `f` and `in` live. *ret_basic says whether Basic was used. */
+enum policy_reason client_authenticate(struct oauth *o, const struct policy_snapshot *snap,
+                                       const struct form *f, const struct oauth_in *in,
+                                       const struct policy_client **ret, const char **ret_presented,
+                                       int *ret_basic, char *why, size_t why_len);
+
+/* subject.c */
+/* Verifies an ID token from a trusted issuer (token exchange's subject_token). */
+int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap, const char *token,
+                            struct subject *ret, char *why, size_t why_len);
+/* Verifies an ID-JAG presented to the JWT bearer grant by `client`. */
+int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap,
+                             const char *token, const struct policy_client *client,
+                             struct subject *ret, char *why, size_t why_len);
+/* Looks up the verification key for a JWS issued by `iss`: mcpauth's own keys when
+ * iss is the issuer, else the trusted issuer's (inline JWKS or jwks_uri). */
+int subject_key(struct oauth *o, const struct policy_snapshot *snap, const struct jws *jws,
+                const char *iss, struct jose_pubkey **ret, char *why, size_t why_len);
+/* A key of mcpauth's own (active or published) by kid. */
+int own_key(const struct policy_snapshot *snap, const struct jws *jws, struct jose_pubkey **ret);
+/* aud claim equals `want` (string, or an array holding exactly that one value when
+ * `single`, or holding it among others when !single). */
+int aud_matches(const json_t *aud, const char *want, int single);
+int same_audience(const char *a, const char *b);
