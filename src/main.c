@@ -15,6 +15,8 @@ static void usage(FILE *f)
           "  get        list or show policy objects, keys and settings\n"
           "  delete     delete a policy object\n"
           "  keys       create, activate or retire signing keys\n"
+          "  explain    show how a hypothetical token request would be decided\n"
+          "  dev        development helpers (dev id-token: a subject token)\n"
           "  version    print the version\n"
           "\n"
           "Client commands talk to MCPAUTH_ADDR (default http://127.0.0.1:8080) with the admin\n"
@@ -34,7 +36,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {
         {"serve", serve_main}, {"apply", cli_apply}, {"get", cli_get},
-        {"delete", cli_delete}, {"keys", cli_keys},
+        {"delete", cli_delete}, {"keys", cli_keys}, {"explain", cli_explain},
+        {"dev", cli_dev},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(cmd, cmds[i].name) == 0)

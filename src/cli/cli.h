@@ -1,7 +1,7 @@
 /* cli/cli.h — the client subcommands of spec/cli.md that talk to a running
  * server over its HTTP API (libcurl): apply, get, delete, keys. The server
  * address comes from MCPAUTH_ADDR (default http://127.0.0.1:8080), the admin
- * token from MCPAUTH_TOKEN or else ./var/admin.token.
+ * token from MCPAUTH_TOKEN or else ./var/admin.token. Also explain and dev id-token.
  * Exit status: 0 success, 1 refused by the server (its message printed on
  * stderr), 2 bad usage or the server unreachable. */
 #pragma once
@@ -11,3 +11,5 @@ int cli_apply(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_delete(int argc, char **argv);
 int cli_keys(int argc, char **argv);
+int cli_explain(int argc, char **argv);
+int cli_dev(int argc, char **argv);

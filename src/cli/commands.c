@@ -1119,3 +1119,265 @@ int cli_keys(int argc, char **argv)
         return keys_list(argc - 1, argv + 1);
     return usage_error(usage_keys, "keys", "unknown command '%s'", cmd);
 }
+
+/* ---- explain ---- */
+
+static const char usage_explain[] =
+    "Usage: mcpauth explain --client C (--audience A | --resource URL) [--scope \"S ...\"]\n"
+    "                       [--user U] [--groups G,...] [--grant-type T] [-o table|json]\n"
+    "\n"
+    "Runs steps 3 to 10 of the decision on a hypothetical request and prints each\n"
+    "step's result. Issues nothing and records nothing.\n"
+    "  --client C         the client that would ask\n"
+    "  --audience A       the system's audience (token exchange)\n"
+    "  --resource URL     the target URL (RFC 8707)\n"
+    "  --scope \"S ...\"    requested scopes (default: every enabled scope held)\n"
+    "  --user U           the user (omit for client credentials)\n"
+    "  --groups G,...     the user's groups\n"
+    "  --grant-type T     token-exchange | jwt-bearer | client_credentials\n"
+    "                     (default: token-exchange with --user, else client_credentials)\n";
+
+enum {
+    OPT_CLIENT = 300,
+    OPT_AUDIENCE,
+    OPT_RESOURCE,
+    OPT_SCOPE,
+    OPT_USER,
+    OPT_GROUPS,
+    OPT_GT,
+    OPT_TTL
+};
+
+static json_t *split_list(const char *s)
+{
+    json_t *a = json_array();
+    char *copy = strdup(s ? s : "");
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*t)
+            json_array_append_new(a, json_string(t));
+    free(copy);
+    return a;
+}
+
+static const char *grant_type_urn(const char *t)
+{
+    if (!t)
+        return NULL;
+    if (strcmp(t, "token-exchange") == 0)
+        return "urn:ietf:params:oauth:grant-type:token-exchange";
+    if (strcmp(t, "jwt-bearer") == 0)
+        return "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    return t;
+}
+
+int cli_explain(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"client", required_argument, NULL, OPT_CLIENT},
+        {"audience", required_argument, NULL, OPT_AUDIENCE},
+        {"resource", required_argument, NULL, OPT_RESOURCE},
+        {"scope", required_argument, NULL, OPT_SCOPE},
+        {"user", required_argument, NULL, OPT_USER},
+        {"groups", required_argument, NULL, OPT_GROUPS},
+        {"grant-type", required_argument, NULL, OPT_GT},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *client = NULL, *audience = NULL, *resource = NULL, *scope = NULL, *user = NULL,
+               *groups = NULL, *gt = NULL, *out = "table";
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_CLIENT:
+            client = optarg;
+            break;
+        case OPT_AUDIENCE:
+            audience = optarg;
+            break;
+        case OPT_RESOURCE:
+            resource = optarg;
+            break;
+        case OPT_SCOPE:
+            scope = optarg;
+            break;
+        case OPT_USER:
+            user = optarg;
+            break;
+        case OPT_GROUPS:
+            groups = optarg;
+            break;
+        case OPT_GT:
+            gt = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            return help(usage_explain);
+        default:
+            return bad_option(usage_explain, "explain", opt, argv);
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_explain, "explain", "unexpected argument '%s'", argv[optind]);
+    if (!client)
+        return usage_error(usage_explain, "explain", "--client C is required");
+    if (strcmp(out, "table") && strcmp(out, "json"))
+        return usage_error(usage_explain, "explain", "-o: expected table or json");
+    json_t *req = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "client", client, "audience",
+                            audience, "resource", resource, "scope", scope, "user", user,
+                            "grant_type", grant_type_urn(gt));
+    if (!req)
+        return usage_error(usage_explain, "explain", "arguments must be UTF-8");
+    if (groups)
+        json_object_set_new(req, "groups", split_list(groups));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    struct client *c = NULL;
+    json_t *answer = NULL;
+    int rc = open_client(&c);
+    if (rc == RC_OK)
+        rc =
+            exchange(c, "POST", "/api/v1/explain", "application/json", body, strlen(body), &answer);
+    if (rc == RC_OK && strcmp(out, "json") == 0) {
+        char *s = json_dumps(answer, JSON_INDENT(2));
+        if (s)
+            puts(s);
+        free(s);
+    } else if (rc == RC_OK) {
+        const json_t *steps = json_object_get(answer, "steps");
+        struct table t;
+        if (table_init(&t, 4, json_array_size(steps)) == 0) {
+            static const char *hdr[] = {"STEP", "CHECK", "RESULT", "DETAIL"};
+            for (size_t k = 0; k < 4; k++)
+                table_set(&t, 0, k, hdr[k]);
+            size_t i;
+            const json_t *st;
+            json_array_foreach(steps, i, st)
+            {
+                char num[16];
+                snprintf(num, sizeof(num), "%lld", json_integer_value(json_object_get(st, "step")));
+                table_set(&t, i + 1, 0, num);
+                table_set(&t, i + 1, 1, string_of(st, "check") ? string_of(st, "check") : "-");
+                table_set(&t, i + 1, 2, string_of(st, "result") ? string_of(st, "result") : "-");
+                table_set(&t, i + 1, 3,
+                          string_of(st, "status_detail") ? string_of(st, "status_detail") : "");
+            }
+            table_print(&t, stdout);
+            table_done(&t);
+        }
+        const char *outcome = string_of(answer, "outcome");
+        const char *reason = string_of(answer, "reason");
+        const char *detail = string_of(answer, "status_detail");
+        fputs("\noutcome: ", stdout);
+        put_clean(stdout, outcome ? outcome : "-");
+        if (reason) {
+            fputs(" (", stdout);
+            put_clean(stdout, reason);
+            fputs(")", stdout);
+        }
+        if (detail) {
+            fputs(": ", stdout);
+            put_clean(stdout, detail);
+        }
+        fputc('\n', stdout);
+        const json_t *sc = json_object_get(answer, "scopes");
+        size_t i;
+        const json_t *s;
+        json_array_foreach(sc, i, s)
+        {
+            fputs("  scope ", stdout);
+            put_clean(stdout, string_of(s, "name") ? string_of(s, "name") : "-");
+            fputs(": ", stdout);
+            put_clean(stdout, string_of(s, "outcome") ? string_of(s, "outcome") : "-");
+            if (string_of(s, "reason")) {
+                fputs(" (", stdout);
+                put_clean(stdout, string_of(s, "reason"));
+                fputs(")", stdout);
+            }
+            fputc('\n', stdout);
+        }
+    }
+    if (rc == RC_OK)
+        rc = finish(RC_OK);
+    json_decref(answer);
+    free(body);
+    client_free(c);
+    return rc;
+}
+
+/* ---- dev ---- */
+
+static const char usage_dev[] =
+    "Usage: mcpauth dev id-token --user U [--groups G,...] [--ttl 10m]\n"
+    "\n"
+    "Prints an ID token signed by the development IdP of a server started with\n"
+    "--dev, for use as a token exchange's subject_token. Development only.\n";
+
+int cli_dev(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, OPT_USER},
+        {"groups", required_argument, NULL, OPT_GROUPS},
+        {"ttl", required_argument, NULL, OPT_TTL},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2 || strcmp(argv[1], "id-token") != 0) {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+            return help(usage_dev);
+        return usage_error(usage_dev, "dev", "expected the subcommand id-token");
+    }
+    argc--;
+    argv++;
+    const char *user = NULL, *groups = NULL, *ttl = "10m";
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_USER:
+            user = optarg;
+            break;
+        case OPT_GROUPS:
+            groups = optarg;
+            break;
+        case OPT_TTL:
+            ttl = optarg;
+            break;
+        case 'h':
+            return help(usage_dev);
+        default:
+            return bad_option(usage_dev, "dev id-token", opt, argv);
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_dev, "dev id-token", "unexpected argument '%s'", argv[optind]);
+    if (!user || !*user)
+        return usage_error(usage_dev, "dev id-token", "--user U is required");
+    json_t *req =
+        json_pack("{s:s, s:s, s:o}", "user", user, "ttl", ttl, "groups", split_list(groups));
+    if (!req)
+        return usage_error(usage_dev, "dev id-token", "arguments must be UTF-8");
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    struct client *c = NULL;
+    json_t *answer = NULL;
+    int rc = open_client(&c);
+    if (rc == RC_OK)
+        rc = exchange(c, "POST", "/api/v1/dev/id-token", "application/json", body, strlen(body),
+                      &answer);
+    if (rc == RC_OK) {
+        const char *tok = string_of(answer, "id_token");
+        if (tok)
+            puts(tok);
+        rc = finish(tok ? RC_OK : RC_REFUSED);
+    }
+    json_decref(answer);
+    free(body);
+    client_free(c);
+    return rc;
+}

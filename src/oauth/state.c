@@ -13,12 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INFLIGHT 16
+
 struct secret_cache {
     pthread_mutex_t mu;
+    pthread_cond_t cv;
     size_t slots;
     unsigned char key[32];
     unsigned char (*digest)[SHA256_LEN];
     unsigned char *used;
+    /* digests being verified right now: a burst of requests with one client's secret
+     * runs PBKDF2 once, the others wait for its verdict instead of each running it */
+    unsigned char inflight[INFLIGHT][SHA256_LEN];
+    int inflight_used[INFLIGHT];
+    int inflight_result[INFLIGHT];
+    unsigned inflight_gen[INFLIGHT];
 };
 
 int secret_cache_new(size_t slots, struct secret_cache **ret)
@@ -37,6 +46,7 @@ int secret_cache_new(size_t slots, struct secret_cache **ret)
     }
     core_random(c->key, sizeof(c->key));
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
     *ret = c;
     return 0;
 }
@@ -46,6 +56,7 @@ struct secret_cache *secret_cache_free(struct secret_cache *c)
     if (c) {
         crypto_wipe(c->key, sizeof(c->key));
         pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
         free(c->digest);
         free(c->used);
         free(c);
@@ -81,17 +92,51 @@ int secret_cache_verify(struct secret_cache *c, const char *client_id, const cha
     digest_of(c, client_id, hash, secret, d);
     size_t slot = ((size_t)d[0] << 8 | d[1]) % c->slots;
     pthread_mutex_lock(&c->mu);
-    int hit = c->used[slot] && crypto_memeq(c->digest[slot], d, SHA256_LEN);
+    for (;;) {
+        if (c->used[slot] && crypto_memeq(c->digest[slot], d, SHA256_LEN)) {
+            pthread_mutex_unlock(&c->mu);
+            return 0;
+        }
+        int busy = -1;
+        for (int i = 0; i < INFLIGHT && busy < 0; i++)
+            if (c->inflight_used[i] && crypto_memeq(c->inflight[i], d, SHA256_LEN))
+                busy = i;
+        if (busy < 0)
+            break;
+        /* the same (client, hash, secret) is being verified: wait for that verdict */
+        unsigned gen = c->inflight_gen[busy];
+        while (c->inflight_gen[busy] == gen)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->inflight_result[busy] != 0 && crypto_memeq(c->inflight[busy], d, SHA256_LEN)) {
+            int r = c->inflight_result[busy];
+            pthread_mutex_unlock(&c->mu);
+            return r;
+        }
+    }
+    int mine = -1;
+    for (int i = 0; i < INFLIGHT && mine < 0; i++)
+        if (!c->inflight_used[i])
+            mine = i;
+    if (mine >= 0) {
+        memcpy(c->inflight[mine], d, SHA256_LEN);
+        c->inflight_used[mine] = 1;
+    }
     pthread_mutex_unlock(&c->mu);
-    if (hit)
-        return 0;
+
     int r = secret_verify(secret, hash);
+
+    pthread_mutex_lock(&c->mu);
     if (r == 0) {
-        pthread_mutex_lock(&c->mu);
         memcpy(c->digest[slot], d, SHA256_LEN);
         c->used[slot] = 1;
-        pthread_mutex_unlock(&c->mu);
     }
+    if (mine >= 0) {
+        c->inflight_used[mine] = 0;
+        c->inflight_result[mine] = r;
+        c->inflight_gen[mine]++;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
     return r;
 }
 
