@@ -1250,7 +1250,7 @@ int cli_explain(int argc, char **argv)
     } else if (rc == RC_OK) {
         const json_t *steps = json_object_get(answer, "steps");
         struct table t;
-        if (table_init(&t, 4, json_array_size(steps)) == 0) {
+        if (table_init(&t, 4, json_array_size(steps) + 1) == 0) { /* + the header row */
             static const char *hdr[] = {"STEP", "CHECK", "RESULT", "DETAIL"};
             for (size_t k = 0; k < 4; k++)
                 table_set(&t, 0, k, hdr[k]);

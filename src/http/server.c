@@ -166,6 +166,32 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
                   (socklen_t)n);
 }
 
+/* 413. A token request still leaves its one audit event (submitted without waiting:
+ * the answer carries no token, and the body was never read). */
+static void too_big(struct http_request *req, struct http_response *res)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "request body too large (at most %zu bytes)", req->body_max);
+    if (req->route != ROUTE_TOKEN || !req->srv->cfg.oauth) {
+        msg[0] = 'R';
+        res_error(res, ERR_TOOBIG, msg);
+        return;
+    }
+    struct oauth_in in = {
+        .client_ip = req->ip,
+        .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+        .request_id = req->id,
+    };
+    struct oauth_reply r;
+    oauth_token_refused(req->srv->cfg.oauth, &in, 413, msg, &r);
+    res_json(res, r.status, r.body);
+    r.body = NULL;
+    if (r.event && req->srv->cfg.writer)
+        audit_writer_submit(req->srv->cfg.writer, r.event, NULL, NULL);
+    r.event = NULL;
+    oauth_reply_done(&r);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -199,10 +225,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (cl && strtoull(cl, NULL, 10) > req->body_max) {
             req->route = routes_route_of(url);
             struct http_response res = {0};
-            char msg[96];
-            snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)",
-                     req->body_max);
-            res_error(&res, ERR_TOOBIG, msg);
+            too_big(req, &res);
             enum MHD_Result ok = send_response(req, &res);
             res_free(&res);
             return ok;
@@ -232,9 +255,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     struct http_response res = {0};
     if (req->too_big) {
         req->route = routes_route_of(req->url);
-        char msg[96];
-        snprintf(msg, sizeof(msg), "Request body too large (at most %zu bytes)", req->body_max);
-        res_error(&res, ERR_TOOBIG, msg);
+        too_big(req, &res);
     } else {
         routes_dispatch(req, &res);
     }

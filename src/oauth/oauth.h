@@ -56,6 +56,10 @@ void oauth_reply_done(struct oauth_reply *r);
 void oauth_reply_unavailable(struct oauth_reply *r);
 
 void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out);
+/* A token request refused before its body could be read (413): the reply with
+ * `status` and its one event, like any other token request. */
+void oauth_token_refused(struct oauth *o, const struct oauth_in *in, int status, const char *what,
+                         struct oauth_reply *out);
 void oauth_introspect(struct oauth *o, struct oauth_in *in, struct oauth_reply *out);
 void oauth_revoke(struct oauth *o, struct oauth_in *in, struct oauth_reply *out);
 /* RFC 8414 metadata (new reference). */

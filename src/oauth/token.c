@@ -410,6 +410,19 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     policy_snapshot_unref(snap);
 }
 
+void oauth_token_refused(struct oauth *o, const struct oauth_in *in, int status, const char *what,
+                         struct oauth_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct treq t = {.o = o, .in = (struct oauth_in *)in};
+    deny(&t, REASON_INVALID_REQUEST, "%s", what);
+    out->event = build_event(&t, 0);
+    out->status = status;
+    out->body = json_pack("{s:s, s:s}", "error", "invalid_request", "error_description", t.d.detail);
+    __atomic_add_fetch(&o->denied, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&o->by_reason[REASON_INVALID_REQUEST], 1, __ATOMIC_RELAXED);
+}
+
 void oauth_reply_done(struct oauth_reply *r)
 {
     json_decref(r->body);
