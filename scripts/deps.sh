@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 want=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev
       libyaml-dev libssl-dev libcurl4-openssl-dev curl ca-certificates)
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev)
+  want+=(libcmocka-dev sqlite3)   # sqlite3: the e2e tests read the audit log from the database
   command -v node >/dev/null 2>&1 || want+=(nodejs)
   command -v npm >/dev/null 2>&1 || want+=(npm)
 fi

@@ -386,6 +386,15 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
             return method_not_allowed(res, "GET");
         return res_json(res, 200, oauth_metadata(req->srv->cfg.oauth));
     }
+    if (strncmp(u, "/.well-known/oauth-protected-resource/mcp/", 42) == 0) {
+        req->route = ROUTE_METADATA;
+        if (!is(req, "GET"))
+            return method_not_allowed(res, "GET");
+        json_t *m = oauth_protected_resource(req->srv->cfg.oauth, u + 42);
+        if (!m)
+            return res_error(res, ERR_NOTFOUND, "No such MCP server");
+        return res_json(res, 200, m);
+    }
     if (strcmp(u, "/oauth/jwks") == 0) {
         req->route = ROUTE_JWKS;
         if (!is(req, "GET"))

@@ -214,8 +214,8 @@ out:
 
 static int is_b64url(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 /* Decodes one segment (already known to be base64url characters) and loads it as a
@@ -300,9 +300,10 @@ int jws_parse(const char *token, size_t len, struct jws *ret, struct err_detail 
         return err_set(d, ERR_INVAL, "not a JWT: expected three segments");
     const char *hseg = token, *pseg = token + dot[0] + 1, *sseg = token + dot[1] + 1;
     size_t hn = dot[0], pn = dot[1] - dot[0] - 1, sn = len - dot[1] - 1;
-    if (!hn || !pn || !sn)
-        return err_set(d, ERR_INVAL, "not a JWT: empty %s segment",
-                       !hn ? "header" : !pn ? "payload" : "signature");
+    if (!hn || !pn || !sn) {
+        const char *which = !hn ? "header" : !pn ? "payload" : "signature";
+        return err_set(d, ERR_INVAL, "not a JWT: empty %s segment", which);
+    }
 
     json_t *header = NULL, *payload = NULL;
     const char *kid = NULL, *typ = NULL;
@@ -508,8 +509,7 @@ static int rsa_import(const json_t *jwk, EVP_PKEY **ret, struct err_detail *d)
      * is what counts. */
     const unsigned char *n = strip_zeros(nbuf, &nl), *e = strip_zeros(ebuf, &el);
     if (nl < RSA_MIN_BITS / 8 || !(n[nl - 1] & 1))
-        return err_set(d, ERR_INVAL, "RSA modulus must be odd and at least %d bits",
-                       RSA_MIN_BITS);
+        return err_set(d, ERR_INVAL, "RSA modulus must be odd and at least %d bits", RSA_MIN_BITS);
     if (el == 0 || !(e[el - 1] & 1) || (el == 1 && e[0] == 1))
         return err_set(d, ERR_INVAL, "RSA exponent must be odd and greater than 1");
 
@@ -772,8 +772,7 @@ int jose_jwks_select(const json_t *jwks, const struct jws *jws, struct jose_pubk
         struct err_detail why = {{0}};
         int r = jose_pubkey_from_jwk(jwk, &k, &why);
         if (r < 0 && jws->kid) /* the key the token names is broken: say so */
-            return err_set(d, r == ERR_NOMEM ? r : ERR_INVAL, "key %.100s: %s", jws->kid,
-                           why.msg);
+            return err_set(d, r == ERR_NOMEM ? r : ERR_INVAL, "key %.100s: %s", jws->kid, why.msg);
         if (r < 0) /* without a kid, broken keys are only noise */
             continue;
         if (jws->kid) {

@@ -97,6 +97,26 @@ json_t *oauth_metadata(struct oauth *o)
     return m;
 }
 
+json_t *oauth_protected_resource(struct oauth *o, const char *system_id)
+{
+    struct policy_snapshot *snap = policy_holder_get(o->cfg.policy);
+    const struct policy_system *sys = policy_system_by_id(snap, system_id);
+    json_t *m = NULL;
+    if (sys) {
+        char res[700];
+        snprintf(res, sizeof(res), "%s/mcp/%s", o->issuer, sys->id);
+        json_t *scopes = json_array();
+        for (size_t i = 0; i < sys->n_scopes; i++)
+            if (sys->scopes[i].enabled)
+                json_array_append_new(scopes, json_string(sys->scopes[i].name));
+        m = json_pack("{s:s, s:[s], s:o, s:[s], s:s}", "resource", res, "authorization_servers",
+                      sys->audience, "scopes_supported", scopes, "bearer_methods_supported",
+                      "header", "resource_name", sys->name);
+    }
+    policy_snapshot_unref(snap);
+    return m;
+}
+
 static const char *step_name(int step)
 {
     static const char *const names[] = {

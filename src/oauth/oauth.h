@@ -65,6 +65,10 @@ void oauth_revoke(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
 /* RFC 8414 metadata (new reference). */
 json_t *oauth_metadata(struct oauth *o);
 
+/* RFC 9728 metadata of the gateway's resource ISSUER/mcp/SYSTEM (NULL when no such
+ * system): its authorization server is the system's audience. New reference. */
+json_t *oauth_protected_resource(struct oauth *o, const char *system_id);
+
 /* POST /api/v1/explain: {"user","groups","client","audience","resource","scope",
  * "grant_type"?} → every step's result. Records nothing. ERR_INVAL with d for bad input. */
 int oauth_explain(struct oauth *o, const json_t *req, json_t **ret, struct err_detail *d);

@@ -281,7 +281,7 @@ enum policy_reason policy_decide(const struct policy_snapshot *snap, const struc
         if (what)
             scope_detail(d);
         else
-            deny(d, REASON_NO_GRANT, "no scope of system %s is held%s", sys->id, "");
+            deny(d, REASON_NO_GRANT, "none of the enabled scopes of system %s%s", sys->id, "");
         d->reason = first;
         return d->reason;
     }
