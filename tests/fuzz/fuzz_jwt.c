@@ -156,7 +156,8 @@ static void as_json(const uint8_t *data, size_t size)
     if (r == 0) {
         int alg = jose_pubkey_alg(k);
         const char *kid = jose_pubkey_kid(k);
-        if (alg < -1 || alg >= JOSE_ALG_COUNT || (kid && !json_is_string(json_object_get(j, "kid"))))
+        if (alg < -1 || alg >= JOSE_ALG_COUNT ||
+            (kid && !json_is_string(json_object_get(j, "kid"))))
             abort();
         for (int a = 0; a < JOSE_ALG_COUNT; a++)
             check_verify(&fixed[a], k);

@@ -1,9 +1,9 @@
 /* tests/unit/test_jws.c — jose/jws: sign/parse/verify round trips for every
  * alg, tampering, cross-alg refusal, the published RFC 7515 A.3 (ES256) and
  * RFC 8037 A.4 (Ed25519) examples, the parser's and the JWK importer's
- * refusals, and JWK Set selection. ES256 signatures are also checked with
- * OpenSSL directly (R||S rebuilt into DER here), so a signature that merely
- * round-trips through our own converter twice fails. RSA generation is slow:
+ * refusals, and JWK Set selection. Every signature is also checked with
+ * OpenSSL directly (parameters and R||S -> DER spelled out in the test), so a
+ * mistake made alike in signing and verifying cannot round-trip unseen. RSA generation is slow:
  * the group setup makes each key once. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,11 +18,12 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/rsa.h>
 
 #include "core/b64.h"
 #include "jose/jws.h"
 #include "jose/keys.h"
+#include "jose/keys_priv.h"
 
 static struct jose_key *keys[JOSE_ALG_COUNT];
 
@@ -36,9 +37,10 @@ static struct jose_key *keys[JOSE_ALG_COUNT];
     "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q"
 
 /* RFC 8037 Appendix A.4: Ed25519 over a payload that is not JSON. */
-#define A4_X   "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
-#define A4_SI  "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
-#define A4_SIG "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
+#define A4_X  "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+#define A4_SI "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
+#define A4_SIG                                                                                     \
+    "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
 
 /* ---- helpers ---- */
 
@@ -122,6 +124,44 @@ static void parse_ok(const char *tok, struct jws *jws)
         fail_msg("jws_parse(%s) = %d: %s", tok, r, d.msg);
 }
 
+/* Verifies a signature with OpenSSL alone, parameters spelled out here (PS256: salt
+ * 32, MGF1-SHA256; ECDSA: R||S rebuilt into DER with OpenSSL's own encoder), so a
+ * mistake made the same way in jws_sign and jws_verify cannot pass unseen. */
+static int openssl_verify(const struct jws *jws, EVP_PKEY *pkey)
+{
+    const EVP_MD *md = jws->alg == JOSE_ES384   ? EVP_sha384()
+                       : jws->alg == JOSE_EDDSA ? NULL
+                                                : EVP_sha256();
+    unsigned char *der = NULL;
+    const unsigned char *sig = jws->sig;
+    size_t sig_len = jws->sig_len;
+    if (jws->alg == JOSE_ES256 || jws->alg == JOSE_ES384) {
+        int n = jws->alg == JOSE_ES256 ? 32 : 48;
+        assert_int_equal(sig_len, 2 * (size_t)n);
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, n, NULL), *s = BN_bin2bn(sig + n, n, NULL);
+        assert_true(es && r && s && ECDSA_SIG_set0(es, r, s));
+        int der_len = i2d_ECDSA_SIG(es, &der);
+        assert_true(der_len > 0);
+        ECDSA_SIG_free(es);
+        sig = der;
+        sig_len = (size_t)der_len;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    assert_int_equal(EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pkey), 1);
+    if (jws->alg == JOSE_PS256) {
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()), 1);
+    }
+    int ok = EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)jws->signing_input,
+                              jws->signing_input_len);
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok;
+}
+
 /* ---- signing and verifying ---- */
 
 static void roundtrip(enum jose_alg alg, size_t want_sig_len)
@@ -137,6 +177,7 @@ static void roundtrip(enum jose_alg alg, size_t want_sig_len)
         assert_int_equal(jws.sig_len, want_sig_len);
     assert_int_equal(jws.signing_input_len, (size_t)(strrchr(tok, '.') - tok));
     assert_memory_equal(jws.signing_input, tok, jws.signing_input_len);
+    assert_int_equal(openssl_verify(&jws, jose_key_pkey_(keys[alg])), 1);
 
     struct jose_pubkey *from_jwk = pub_of(alg), *from_key = NULL;
     assert_int_equal(jose_pubkey_from_key(keys[alg], &from_key), 0);
@@ -162,8 +203,8 @@ static void roundtrip(enum jose_alg alg, size_t want_sig_len)
     char *dot1 = strchr(tok, '.'), *dot2 = strrchr(tok, '.');
     char *odot1 = strchr(other, '.'), *odot2 = strrchr(other, '.');
     char spliced[JWS_MAX_TOKEN];
-    snprintf(spliced, sizeof(spliced), "%.*s%.*s%s", (int)(dot1 - tok), tok,
-             (int)(odot2 - odot1), odot1, dot2);
+    snprintf(spliced, sizeof(spliced), "%.*s%.*s%s", (int)(dot1 - tok), tok, (int)(odot2 - odot1),
+             odot1, dot2);
     struct jws bad;
     parse_ok(spliced, &bad);
     assert_string_equal(json_string_value(json_object_get(bad.payload, "sub")), "mallory");
@@ -242,54 +283,13 @@ static void test_sign_serialisation(void **state)
     json_decref(p);
 }
 
-/* Verifies an ES256 signature with OpenSSL alone: R||S is turned into DER here. */
-static int openssl_verify_es256(const struct jws *jws, EVP_PKEY *pkey)
-{
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(jws->sig, 32, NULL), *s = BN_bin2bn(jws->sig + 32, 32, NULL);
-    unsigned char *der = NULL;
-    assert_non_null(es);
-    assert_true(r && s && ECDSA_SIG_set0(es, r, s));
-    int der_len = i2d_ECDSA_SIG(es, &der);
-    assert_true(der_len > 0);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey), 1);
-    int ok = EVP_DigestVerify(ctx, der, (size_t)der_len, (const unsigned char *)jws->signing_input,
-                              jws->signing_input_len);
-    EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
-    ECDSA_SIG_free(es);
-    return ok;
-}
-
 /* The EC signature is 64 raw bytes that OpenSSL accepts once put in DER; and our own
  * R||S -> DER conversion handles the short values (a leading zero byte in R or S,
  * about one signature in 128), which are sought out here. */
 static void test_es256_raw_signature(void **state)
 {
     (void)state;
-    json_t *jwk = jose_key_public_jwk(keys[JOSE_ES256]);
-    char *x = (char *)json_string_value(json_object_get(jwk, "x"));
-    char *y = (char *)json_string_value(json_object_get(jwk, "y"));
-    unsigned char pt[65] = {4}, tmp[40];
-    size_t n;
-    assert_int_equal(b64url_decode(x, strlen(x), tmp, &n), 0);
-    memcpy(pt + 1, tmp, 32);
-    assert_int_equal(b64url_decode(y, strlen(y), tmp, &n), 0);
-    memcpy(pt + 33, tmp, 32);
-    EVP_PKEY *pkey = NULL;
-    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    char group[] = "P-256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_string("group", group, strlen(group)),
-        OSSL_PARAM_octet_string("pub", pt, sizeof(pt)),
-        OSSL_PARAM_END,
-    };
-    assert_int_equal(EVP_PKEY_fromdata_init(pctx), 1);
-    assert_int_equal(EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
-    EVP_PKEY_CTX_free(pctx);
-    json_decref(jwk);
-
+    EVP_PKEY *pkey = jose_key_pkey_(keys[JOSE_ES256]);
     struct jose_pubkey *k = pub_of(JOSE_ES256);
     int short_seen = 0, high_seen = 0;
     for (int i = 0; i < 5000 && !(short_seen && high_seen); i++) {
@@ -300,7 +300,7 @@ static void test_es256_raw_signature(void **state)
         parse_ok(tok, &jws);
         assert_int_equal(jws.sig_len, 64);
         if (i < 20 || jws.sig[0] == 0 || jws.sig[32] == 0)
-            assert_int_equal(openssl_verify_es256(&jws, pkey), 1);
+            assert_int_equal(openssl_verify(&jws, pkey), 1);
         assert_int_equal(jws_verify(&jws, k), 0);
         short_seen |= jws.sig[0] == 0 || jws.sig[32] == 0;
         high_seen |= (jws.sig[0] & 0x80) && (jws.sig[32] & 0x80);
@@ -309,7 +309,6 @@ static void test_es256_raw_signature(void **state)
     }
     assert_true(short_seen && high_seen);
     jose_pubkey_free(k);
-    EVP_PKEY_free(pkey);
 }
 
 static void test_cross_alg(void **state)
@@ -320,8 +319,8 @@ static void test_cross_alg(void **state)
     struct jws es, rsa;
     parse_ok(tok, &es);
     parse_ok(rs, &rsa);
-    struct jose_pubkey *p384 = pub_of(JOSE_ES384), *rsa_key = pub_of(JOSE_RS256),
-                       *ps_key = NULL, *ed = pub_of(JOSE_EDDSA);
+    struct jose_pubkey *p384 = pub_of(JOSE_ES384), *rsa_key = pub_of(JOSE_RS256), *ps_key = NULL,
+                       *ed = pub_of(JOSE_EDDSA);
     assert_int_equal(jws_verify(&es, p384), ERR_INVAL);
     assert_int_equal(jws_verify(&es, rsa_key), ERR_INVAL);
     assert_int_equal(jws_verify(&es, ed), ERR_INVAL);
@@ -382,8 +381,8 @@ static void test_rfc7515_a3_es256(void **state)
     jws.sig[63] ^= 1;
 
     /* the token has no kid: the only P-256 key of a set is chosen */
-    json_t *set = json_pack("{s:[O, {s:s, s:s, s:s}]}", "keys", jwk, "kty", "OKP", "crv",
-                            "Ed25519", "x", A4_X);
+    json_t *set = json_pack("{s:[O, {s:s, s:s, s:s}]}", "keys", jwk, "kty", "OKP", "crv", "Ed25519",
+                            "x", A4_X);
     struct jose_pubkey *sel = NULL;
     assert_int_equal(jose_jwks_select(set, &jws, &sel, &d), 0);
     assert_int_equal(jws_verify(&jws, sel), 0);
@@ -442,10 +441,12 @@ static void test_rfc8037_a4_ed25519(void **state)
 static void test_parse_rejects(void **state)
 {
     (void)state;
-    static const char SIG64[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-                                "AAAAAA";
-    static const char SIG63[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-                                "AAAA";
+    static const char SIG64[] =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        "AAAAAA";
+    static const char SIG63[] =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        "AAAA";
     static const char ES[] = "{\"alg\":\"ES256\"}", P[] = "{\"sub\":\"x\"}";
     static const struct {
         const char *raw;         /* the token itself, or NULL: built from h, p, sig */
@@ -499,8 +500,8 @@ static void test_parse_rejects(void **state)
         {NULL, "{\"alg\":\"PS256\"}", P, SIG64, "signature of 64 bytes does not fit PS256"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *tok = cases[i].raw ? strdup(cases[i].raw)
-                                 : mk_token(cases[i].h, cases[i].p, cases[i].sig);
+        char *tok =
+            cases[i].raw ? strdup(cases[i].raw) : mk_token(cases[i].h, cases[i].p, cases[i].sig);
         struct jws jws, before;
         struct err_detail d = {{0}};
         memset(&jws, 0xa5, sizeof(jws));
@@ -553,7 +554,8 @@ static void test_jwk_rejects(void **state)
     (void)state;
     char *rsa1024 = rsa_jwk_text(128, "AQAB"), *rsa_e1 = rsa_jwk_text(256, "AQ"),
          *rsa_even = rsa_jwk_text(256, "AQAC"), *rsa2048 = rsa_jwk_text(256, "AQAB");
-#define EC256(extra) "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\"" extra "}"
+#define EC256(extra)                                                                               \
+    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\"" extra "}"
     const struct {
         const char *jwk;
         const char *want;
@@ -563,13 +565,16 @@ static void test_jwk_rejects(void **state)
         {"{\"kty\":1}", "kty missing"},
         {EC256(",\"d\":\"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI\""), "private member d"},
         {"{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\",\"p\":\"AQ\"}", "private member p"},
-        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" A4_X "\",\"d\":\"AA\"}", "private member d"},
+        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" A4_X "\",\"d\":\"AA\"}",
+         "private member d"},
         {"{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}", "kty oct"},
         {"{\"kty\":\"FOO\"}", "unsupported kty FOO"},
-        {"{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AA\",\"y\":\"AA\"}", "unsupported EC crv P-521"},
+        {"{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AA\",\"y\":\"AA\"}",
+         "unsupported EC crv P-521"},
         {"{\"kty\":\"EC\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\"}", "unsupported EC crv"},
         {"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "4\"}", "32 bytes"},
-        {"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_X "\"}", "not on curve"},
+        {"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_X "\"}",
+         "not on curve"},
         {"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":"
          "\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a4\"}",
          "not on curve"},
@@ -610,7 +615,8 @@ static void test_jwk_rejects(void **state)
      * key_ops with verify, kid and alg kept */
     const char *good[] = {
         rsa2048,
-        EC256(",\"use\":\"sig\",\"key_ops\":[\"sign\",\"verify\"],\"kid\":\"a3\",\"alg\":\"ES256\""),
+        EC256(
+            ",\"use\":\"sig\",\"key_ops\":[\"sign\",\"verify\"],\"kid\":\"a3\",\"alg\":\"ES256\""),
     };
     for (size_t i = 0; i < 2; i++) {
         json_t *jwk = load(good[i]);
@@ -631,6 +637,32 @@ static void test_jwk_rejects(void **state)
     free(rsa_even);
     free(rsa2048);
 #undef EC256
+}
+
+/* Base64urlUInt is minimal, but JWKs with a zero octet before the modulus exist in
+ * the wild; the value is what counts, and the key verifies. */
+static void test_jwk_rsa_leading_zero(void **state)
+{
+    (void)state;
+    json_t *jwk = jose_key_public_jwk(keys[JOSE_RS256]);
+    const char *n64 = json_string_value(json_object_get(jwk, "n"));
+    unsigned char n[600] = {0};
+    size_t len;
+    assert_int_equal(b64url_decode(n64, strlen(n64), n + 1, &len), 0);
+    char *padded = b64(n, len + 1);
+    json_object_set_new(jwk, "n", json_string(padded));
+    struct jose_pubkey *k = NULL;
+    struct err_detail d = {{0}};
+    assert_int_equal(jose_pubkey_from_jwk(jwk, &k, &d), 0);
+    char *tok = sign(JOSE_RS256, "{\"a\":1}");
+    struct jws jws;
+    parse_ok(tok, &jws);
+    assert_int_equal(jws_verify(&jws, k), 0);
+    jws_done(&jws);
+    free(tok);
+    jose_pubkey_free(k);
+    free(padded);
+    json_decref(jwk);
 }
 
 /* ---- JWK Sets ---- */
@@ -724,19 +756,13 @@ static void test_jwks_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_es256),
-        cmocka_unit_test(test_roundtrip_es384),
-        cmocka_unit_test(test_roundtrip_rs256),
-        cmocka_unit_test(test_roundtrip_ps256),
-        cmocka_unit_test(test_roundtrip_eddsa),
-        cmocka_unit_test(test_sign_serialisation),
-        cmocka_unit_test(test_es256_raw_signature),
-        cmocka_unit_test(test_cross_alg),
-        cmocka_unit_test(test_rfc7515_a3_es256),
-        cmocka_unit_test(test_rfc8037_a4_ed25519),
-        cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_jwk_rejects),
-        cmocka_unit_test(test_jwks_select),
+        cmocka_unit_test(test_roundtrip_es256),      cmocka_unit_test(test_roundtrip_es384),
+        cmocka_unit_test(test_roundtrip_rs256),      cmocka_unit_test(test_roundtrip_ps256),
+        cmocka_unit_test(test_roundtrip_eddsa),      cmocka_unit_test(test_sign_serialisation),
+        cmocka_unit_test(test_es256_raw_signature),  cmocka_unit_test(test_cross_alg),
+        cmocka_unit_test(test_rfc7515_a3_es256),     cmocka_unit_test(test_rfc8037_a4_ed25519),
+        cmocka_unit_test(test_parse_rejects),        cmocka_unit_test(test_jwk_rejects),
+        cmocka_unit_test(test_jwk_rsa_leading_zero), cmocka_unit_test(test_jwks_select),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
