@@ -16,6 +16,8 @@ static void usage(FILE *f)
           "  delete     delete a policy object\n"
           "  keys       create, activate or retire signing keys\n"
           "  explain    show how a hypothetical token request would be decided\n"
+          "  logs       read, download, follow or verify the system log\n"
+          "  token      inspect a token: claims, audit event, would it be accepted\n"
           "  dev        development helpers (dev id-token: a subject token)\n"
           "  version    print the version\n"
           "\n"
@@ -35,9 +37,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"serve", serve_main}, {"apply", cli_apply}, {"get", cli_get},
-        {"delete", cli_delete}, {"keys", cli_keys}, {"explain", cli_explain},
-        {"dev", cli_dev},
+        {"serve", serve_main},  {"apply", cli_apply}, {"get", cli_get},
+        {"delete", cli_delete}, {"keys", cli_keys},   {"explain", cli_explain},
+        {"dev", cli_dev},       {"logs", cli_logs},   {"token", cli_token},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(cmd, cmds[i].name) == 0)

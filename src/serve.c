@@ -233,6 +233,7 @@ int serve_main(int argc, char **argv)
     struct admin *admin = NULL;
     struct http_server *srv = NULL;
     struct audit_writer *writer = NULL;
+    struct store *logs_store = NULL;
     struct oauth *oauth = NULL;
     struct jose_key *idp_key = NULL;
     char *idp_issuer = NULL;
@@ -309,10 +310,31 @@ int serve_main(int argc, char **argv)
 
     if (cfg.dev && dev_idp(admin, &cfg, kek, &idp_issuer, &idp_key) < 0)
         goto out;
+    if (!cfg.dev) {
+        /* a data dir once run with --dev must not keep trusting the development IdP */
+        json_t *ti = NULL;
+        if (admin_get(admin, STORE_TRUSTED_ISSUERS, "dev-idp", &ti, NULL) == 0) {
+            char rid2[UUID_STR_LEN];
+            uuid7_new(rid2);
+            struct audit_origin o = {.request_id = rid2, .endpoint = "config", .actor = "system"};
+            if (admin_delete(admin, &o, STORE_TRUSTED_ISSUERS, "dev-idp", &d) < 0) {
+                log_error("removing the development IdP: %s", d.msg);
+                json_decref(ti);
+                goto out;
+            }
+            log_warn("removed the trusted issuer dev-idp: the development IdP is trusted only "
+                     "with --dev");
+        }
+        json_decref(ti);
+    }
     enum store_sync sync = cfg.durability_power ? STORE_SYNC_POWER : STORE_SYNC_PROCESS;
     if (store_set_sync(store, sync) < 0 ||
         audit_writer_start(cfg.database, sync, &writer, &d) < 0) {
         log_error("audit writer: %s", d.msg);
+        goto out;
+    }
+    if (store_open(cfg.database, &logs_store, &d) < 0) {
+        log_error("store %s (log reader): %s", cfg.database, d.msg);
         goto out;
     }
     struct oauth_config ocfg = {
@@ -346,8 +368,10 @@ int serve_main(int argc, char **argv)
         .store = store,
         .oauth = oauth,
         .writer = writer,
+        .logs_store = logs_store,
         .dev = cfg.dev,
     };
+    kek_derive(kek, "mcpauth log cursor v1", hcfg.logs_key);
     crypto_sha256(token, strlen(token), hcfg.admin_token_sha256);
 
     /* Block the stop signals before any thread exists so every thread inherits the
@@ -395,6 +419,7 @@ out:
     audit_writer_stop(writer);
     http_server_stop(srv);
     oauth_free(oauth);
+    store_close(logs_store);
     jose_key_free(idp_key);
     free(idp_issuer);
     admin_free(admin);

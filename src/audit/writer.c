@@ -14,6 +14,8 @@ struct item {
     json_t *ev;
     audit_done_fn done;
     void *arg;
+    char *jti[2];
+    int64_t exp[2];
 };
 
 struct audit_writer {
@@ -54,6 +56,10 @@ static void *run(void *p)
         int r = store_begin(w->store);
         if (r == 0) {
             r = audit_append_batch(w->store, evs, n);
+            for (size_t i = 0; i < n && r == 0; i++)
+                for (int k = 0; k < 2 && r == 0; k++)
+                    if (batch[i].jti[k])
+                        r = store_jti_add(w->store, batch[i].jti[k], batch[i].exp[k]);
             if (r == 0)
                 r = store_commit(w->store);
             else
@@ -76,6 +82,8 @@ static void *run(void *p)
             if (batch[i].done)
                 batch[i].done(batch[i].arg, r);
             json_decref(batch[i].ev);
+            free(batch[i].jti[0]);
+            free(batch[i].jti[1]);
         }
     }
     free(batch);
@@ -131,13 +139,24 @@ struct audit_writer *audit_writer_stop(struct audit_writer *w)
 
 int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, void *arg)
 {
+    char *none[2] = {NULL, NULL};
+    int64_t exps[2] = {0, 0};
+    return audit_writer_submit_jtis(w, ev, none, exps, done, arg);
+}
+
+int audit_writer_submit_jtis(struct audit_writer *w, json_t *ev, char *jti_keys[2],
+                             const int64_t jti_exps[2], audit_done_fn done, void *arg)
+{
     pthread_mutex_lock(&w->mu);
     if (w->stop || w->len >= AUDIT_QUEUE_MAX) {
         pthread_mutex_unlock(&w->mu);
         json_decref(ev);
+        free(jti_keys[0]);
+        free(jti_keys[1]);
         return ERR_IO;
     }
-    w->ring[(w->head + w->len) % AUDIT_QUEUE_MAX] = (struct item){ev, done, arg};
+    w->ring[(w->head + w->len) % AUDIT_QUEUE_MAX] =
+        (struct item){ev, done, arg, {jti_keys[0], jti_keys[1]}, {jti_exps[0], jti_exps[1]}};
     w->len++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);

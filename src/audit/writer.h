@@ -30,6 +30,12 @@ struct audit_writer *audit_writer_stop(struct audit_writer *w);
  * Returns 0, or ERR_IO when the queue is full or the writer stopped (done not called). */
 int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, void *arg);
 
+/* Like audit_writer_submit, and also records up to two used token ids (jti keys, taken,
+ * NULL when absent) with their expiry in the same transaction as the event, so replay
+ * protection survives a restart exactly for the requests that were recorded. */
+int audit_writer_submit_jtis(struct audit_writer *w, json_t *ev, char *jti_keys[2],
+                             const int64_t jti_exps[2], audit_done_fn done, void *arg);
+
 struct audit_writer_stats {
     uint64_t events, batches, failures, queue_len, max_batch;
     uint64_t batch_hist[8]; /* batches of size <=1, <=4, <=16, <=64, <=256, <=1024, <=4096, more */

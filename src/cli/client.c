@@ -4,16 +4,21 @@
  * places only — `token`, the Authorization header string and libcurl's copy
  * in the header list — and all three are wiped before they are freed. Answers
  * are collected into a buffer capped at CLIENT_MAX_RESPONSE; going over aborts
- * the transfer rather than growing. */
+ * the transfer rather than growing. A stream hands a 2xx body to its callback
+ * instead and keeps only an error body. client_fetch() uses a handle of its
+ * own, so nothing of the admin requests (token, address) can reach the URL it
+ * is given. */
 #include "cli/client.h"
 #include "core/buf.h"
 #include "core/err.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TOKEN_FILE_MAX 4096
 
@@ -24,10 +29,16 @@ struct client {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* What the write callback saw: the answer so far and why it stopped, if it did. */
+/* What the write callback saw: the answer so far and why it stopped, if it
+ * did. With `on_chunk`, a 2xx body goes there instead of into `body`. */
 struct sink {
     struct buf body;
     int err;
+    CURL *curl;
+    client_chunk_fn on_chunk;
+    void *userdata;
+    int state;     /* streaming: 0 status not seen yet, 1 a 2xx, -1 anything else */
+    int truncated; /* streaming: an error body reached its cap */
 };
 
 static void wipe(void *p, size_t n)
@@ -232,10 +243,29 @@ void client_response_done(struct client_response *r)
 static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 {
     struct sink *s = userdata;
-    int r = buf_append(&s->body, p, size * n);
+    int r;
+
+    if (s->on_chunk && s->state == 0) {
+        long status = 0;
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+        s->state = status >= 200 && status <= 299 ? 1 : -1;
+    }
+    if (s->state == 1) {
+        r = s->on_chunk(p, size * n, s->userdata);
+        if (r < 0) {
+            s->err = r;
+            return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        }
+        return size * n;
+    }
+    r = buf_append(&s->body, p, size * n);
+    if (r == ERR_TOOBIG && s->on_chunk) {
+        s->truncated = 1; /* the start of an error body is enough for the message */
+        return 0;
+    }
     if (r < 0) {
         s->err = r;
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        return 0;
     }
     return size * n;
 }
@@ -290,18 +320,59 @@ static int build_headers(const struct client *c, const char *content_type, struc
     return 0;
 }
 
-int client_request(struct client *c, const char *method, const char *path, const char *content_type,
-                   const char *body, size_t body_len, struct client_response *ret)
+/* Maps the outcome of curl_easy_perform; fills errbuf for transport failures. */
+static int perform(CURL *h, struct sink *sink, char *errbuf)
+{
+    CURLcode cr = curl_easy_perform(h);
+    if (cr == CURLE_WRITE_ERROR && sink->err < 0)
+        return sink->err;
+    if (cr == CURLE_WRITE_ERROR && sink->truncated)
+        return 0;
+    if (cr == CURLE_FILESIZE_EXCEEDED)
+        return ERR_TOOBIG;
+    if (cr == CURLE_OUT_OF_MEMORY)
+        return ERR_NOMEM;
+    if (cr != CURLE_OK) {
+        if (!errbuf[0])
+            snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror(cr));
+        return ERR_IO;
+    }
+    return 0;
+}
+
+/* Moves the collected answer into *ret. */
+static int answer(CURL *h, struct sink *sink, struct client_response *ret)
+{
+    long status = 0;
+    size_t len = 0;
+
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    char *data = buf_take(&sink->body, &len);
+    if (!data)
+        return ERR_NOMEM;
+    ret->status = status;
+    ret->body = data;
+    ret->len = len;
+    return 0;
+}
+
+/* One request to the admin API: options set on the reset handle, performed,
+ * the answer (and the wanted header) handed over. `sink` decides where the
+ * body goes and how large it may be. */
+static int admin_request(struct client *c, const char *method, const char *path,
+                         const char *content_type, const char *body, size_t body_len,
+                         struct sink *sink, const char *want_header, char **ret_header_value,
+                         struct client_response *ret)
 {
     struct curl_slist *headers = NULL;
-    struct sink sink = {.err = 0};
     struct buf url;
     CURL *h = c->curl;
+    char *value = NULL;
     int r;
 
-    buf_init(&sink.body, CLIENT_MAX_RESPONSE);
     buf_init(&url, 0);
     c->errbuf[0] = '\0';
+    sink->curl = h;
     r = buf_printf(&url, "%s%s", c->addr, path);
     if (r < 0)
         goto out;
@@ -317,13 +388,19 @@ int client_request(struct client *c, const char *method, const char *path, const
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, CLIENT_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_MAX_RESPONSE);
+    if (sink->on_chunk) {
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CLIENT_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, CLIENT_STALL_S);
+    } else {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, CLIENT_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLIENT_MAX_RESPONSE);
+    }
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "mcpauth/" MCPAUTH_VERSION);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
@@ -335,44 +412,108 @@ int client_request(struct client *c, const char *method, const char *path, const
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
 
-    CURLcode cr = curl_easy_perform(h);
-    if (cr == CURLE_WRITE_ERROR && sink.err < 0) {
-        r = sink.err;
+    r = perform(h, sink, c->errbuf);
+    if (r < 0)
         goto out;
+    if (want_header) {
+        struct curl_header *hdr = NULL;
+        if (curl_easy_header(h, want_header, 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK) {
+            value = strdup(hdr->value);
+            if (!value) {
+                r = ERR_NOMEM;
+                goto out;
+            }
+        }
     }
-    if (cr == CURLE_FILESIZE_EXCEEDED) {
-        r = ERR_TOOBIG;
+    r = answer(h, sink, ret);
+    if (r < 0)
         goto out;
+    if (ret_header_value) {
+        *ret_header_value = value;
+        value = NULL;
     }
-    if (cr == CURLE_OUT_OF_MEMORY) {
-        r = ERR_NOMEM;
-        goto out;
-    }
-    if (cr != CURLE_OK) {
-        if (!c->errbuf[0])
-            snprintf(c->errbuf, sizeof c->errbuf, "%s", curl_easy_strerror(cr));
-        r = ERR_IO;
-        goto out;
-    }
-
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    size_t len = 0;
-    char *data = buf_take(&sink.body, &len);
-    if (!data) {
-        r = ERR_NOMEM;
-        goto out;
-    }
-    ret->status = status;
-    ret->body = data;
-    ret->len = len;
-    r = 0;
 out:
     /* The handle keeps pointers to the list and the sink: drop them first. */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
     free_headers(headers);
-    buf_done(&sink.body);
+    free(value);
     buf_done(&url);
+    return r;
+}
+
+int client_request_h(struct client *c, const char *method, const char *path,
+                     const char *content_type, const char *body, size_t body_len,
+                     const char *want_header, char **ret_header_value, struct client_response *ret)
+{
+    struct sink sink = {.err = 0};
+
+    assert(!want_header || ret_header_value);
+    buf_init(&sink.body, CLIENT_MAX_RESPONSE);
+    int r = admin_request(c, method, path, content_type, body, body_len, &sink, want_header,
+                          ret_header_value, ret);
+    buf_done(&sink.body);
+    return r;
+}
+
+int client_request(struct client *c, const char *method, const char *path, const char *content_type,
+                   const char *body, size_t body_len, struct client_response *ret)
+{
+    return client_request_h(c, method, path, content_type, body, body_len, NULL, NULL, ret);
+}
+
+int client_stream(struct client *c, const char *path, client_chunk_fn on_chunk, void *userdata,
+                  struct client_response *ret)
+{
+    struct sink sink = {.on_chunk = on_chunk, .userdata = userdata};
+
+    assert(on_chunk);
+    buf_init(&sink.body, CLIENT_MAX_ERROR_BODY);
+    int r = admin_request(c, "GET", path, NULL, NULL, 0, &sink, NULL, NULL, ret);
+    buf_done(&sink.body);
+    return r;
+}
+
+int client_fetch(const char *url, long timeout_s, size_t max, struct client_response *ret,
+                 char *errbuf, size_t errlen)
+{
+    struct sink sink = {.err = 0};
+    char cerr[CURL_ERROR_SIZE] = "";
+    CURL *h = NULL;
+    int r;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return ERR_INVAL;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return ERR_INTERNAL;
+    h = curl_easy_init();
+    if (!h) {
+        curl_global_cleanup();
+        return ERR_INTERNAL;
+    }
+    buf_init(&sink.body, max);
+    sink.curl = h;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "mcpauth/" MCPAUTH_VERSION);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    r = perform(h, &sink, cerr);
+    if (r == 0)
+        r = answer(h, &sink, ret);
+    if (r == ERR_IO && errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", cerr);
+    curl_easy_cleanup(h);
+    curl_global_cleanup();
+    buf_done(&sink.body);
     return r;
 }

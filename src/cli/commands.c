@@ -3,8 +3,10 @@
  * into text. Exit status follows cli/cli.h: 0 done, 1 the server refused (its
  * message on stderr), 2 bad usage or no server to talk to. Whatever comes from
  * the server is untrusted text: control characters are replaced before it
- * reaches the terminal, and the admin token is never printed. */
+ * reaches the terminal, and the admin token is never printed. The helpers the
+ * other subcommand files share are declared in cli/cli_priv.h. */
 #include "cli/cli.h"
+#include "cli/cli_priv.h"
 #include "cli/client.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -21,12 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
-enum { RC_OK = 0, RC_REFUSED = 1, RC_USAGE = 2 };
-
-#define APPLY_MAX_FILE     (1u * 1024 * 1024) /* the server caps admin bodies at 1 MiB */
-#define JSON_OUT_FLAGS     (JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
-#define JSON_COMPACT_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
-#define MAX_COLS           8 /* the widest kind's table */
+#define APPLY_MAX_FILE (1u * 1024 * 1024) /* the server caps admin bodies at 1 MiB */
+#define MAX_COLS       8                  /* the widest kind's table */
 
 /* ---- kinds and their table columns ---- */
 
@@ -133,12 +131,6 @@ static const struct kind *kind_find(const char *name)
 
 /* ---- usage ---- */
 
-#define ENV_HELP                                                                                   \
-    "\nEnvironment:\n"                                                                             \
-    "  MCPAUTH_ADDR   server address (default " CLIENT_DEFAULT_ADDR ")\n"                          \
-    "  MCPAUTH_TOKEN  admin token (default: the contents of ./" CLIENT_TOKEN_FILE ")\n"            \
-    "\nExit status: 0 done, 1 refused by the server, 2 bad usage or server unreachable.\n"
-
 static const char usage_apply[] =
     "Usage: mcpauth apply -f FILE [--prune]\n"
     "\n"
@@ -184,12 +176,7 @@ static const char usage_keys[] =
     "  --alg ALG   algorithm of the new key (for example ES256, RS256, EdDSA)\n"
     "  -h, --help  show this help\n" ENV_HELP;
 
-static int usage_error(const char *usage, const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Prints "mcpauth CMD: problem", the synopsis of `usage` and where the rest
- * is, on stderr. Returns RC_USAGE. */
-static int usage_error(const char *usage, const char *cmd, const char *fmt, ...)
+int cli_usage_error(const char *usage, const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     const char *end = strstr(usage, "\n\n");
@@ -204,42 +191,38 @@ static int usage_error(const char *usage, const char *cmd, const char *fmt, ...)
     return RC_USAGE;
 }
 
-static int help(const char *usage)
+int cli_help(const char *usage)
 {
     fputs(usage, stdout);
     return fflush(stdout) == 0 ? RC_OK : RC_REFUSED;
 }
 
-/* Turns one getopt failure ('?' or ':', with optstring starting with ':')
- * into a usage error. */
-static int bad_option(const char *usage, const char *cmd, int c, char **argv)
+int cli_bad_option(const char *usage, const char *cmd, int c, char **argv)
 {
     const char *arg = optind > 0 ? argv[optind - 1] : "";
     if (c == ':')
-        return usage_error(usage, cmd, "option '%s' needs a value", arg);
+        return cli_usage_error(usage, cmd, "option '%s' needs a value", arg);
     if (optopt)
-        return usage_error(usage, cmd, "unknown option '-%c'", optopt);
-    return usage_error(usage, cmd, "unknown option '%s'", arg);
+        return cli_usage_error(usage, cmd, "unknown option '-%c'", optopt);
+    return cli_usage_error(usage, cmd, "unknown option '%s'", arg);
 }
 
 /* ---- text from the server ---- */
 
-/* Replaces control characters (terminal escapes included) in place. */
-static void sanitize(char *s)
+void cli_sanitize(char *s)
 {
     for (; s && *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             *s = '?';
 }
 
-static void put_clean(FILE *f, const char *s)
+void cli_put_clean(FILE *f, const char *s)
 {
     for (; *s; s++)
         fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
 }
 
-/* Display width of UTF-8 text, one column per code point. */
-static size_t text_width(const char *s)
+size_t cli_text_width(const char *s)
 {
     size_t w = 0;
     for (; *s; s++)
@@ -348,7 +331,7 @@ static char *cell_new(const json_t *v, enum col_fmt fmt)
         return NULL;
     }
     char *s = buf_take(&b, NULL);
-    sanitize(s);
+    cli_sanitize(s);
     return s;
 }
 
@@ -395,7 +378,7 @@ static void table_print(const struct table *t, FILE *f)
     assert(t->ncols <= MAX_COLS);
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
-            size_t w = text_width(t->cells[r * t->ncols + c]);
+            size_t w = cli_text_width(t->cells[r * t->ncols + c]);
             if (w > width[c])
                 width[c] = w;
         }
@@ -407,7 +390,7 @@ static void table_print(const struct table *t, FILE *f)
                 fputc('\n', f);
                 continue;
             }
-            for (size_t w = text_width(s); w < width[c] + 2; w++)
+            for (size_t w = cli_text_width(s); w < width[c] + 2; w++)
                 fputc(' ', f);
         }
 }
@@ -482,13 +465,13 @@ static int print_settings(const json_t *answer)
         r = table_set(&t, row, 0, *key ? key : "-");
         if (r < 0)
             break;
-        sanitize(t.cells[row * 2]);
+        cli_sanitize(t.cells[row * 2]);
         char *cell = NULL;
         if (json_is_string(v)) {
             cell = cell_new(v, COL_VALUE);
         } else {
             cell = json_dumps(v, JSON_COMPACT_FLAGS);
-            sanitize(cell);
+            cli_sanitize(cell);
         }
         if (!cell)
             r = ERR_NOMEM;
@@ -507,7 +490,7 @@ static int print_settings(const json_t *answer)
 
 /* ---- talking to the server ---- */
 
-static int open_client(struct client **ret)
+int cli_open_client(struct client **ret)
 {
     int r = client_new(ret);
     switch (r) {
@@ -535,32 +518,30 @@ static int open_client(struct client **ret)
     return RC_USAGE;
 }
 
-static const char *string_of(const json_t *obj, const char *field)
+const char *cli_string_of(const json_t *obj, const char *field)
 {
     const char *s = json_string_value(json_object_get(obj, field));
     return s && *s ? s : NULL;
 }
 
-/* The admin API's {"error": {"code", "message"}}; OAuth's {"error",
- * "error_description"} is understood too, in case the path was not an admin one. */
-static void report_refusal(const struct client_response *resp)
+void cli_report_refusal(const struct client_response *resp)
 {
     json_t *root = json_loadb(resp->body, resp->len, 0, NULL);
     const json_t *e = json_object_get(root, "error");
     const char *code = NULL, *msg = NULL;
 
     if (json_is_object(e)) {
-        code = string_of(e, "code");
-        msg = string_of(e, "message");
+        code = cli_string_of(e, "code");
+        msg = cli_string_of(e, "message");
     } else if (json_is_string(e)) {
         code = json_string_value(e);
-        msg = string_of(root, "error_description");
+        msg = cli_string_of(root, "error_description");
     }
     if (msg || code) {
         fputs("mcpauth: ", stderr);
-        put_clean(stderr, msg ? msg : code);
+        cli_put_clean(stderr, msg ? msg : code);
         fputs(" (", stderr);
-        put_clean(stderr, code ? code : "-");
+        cli_put_clean(stderr, code ? code : "-");
         fprintf(stderr, ", HTTP %ld)\n", resp->status);
     } else {
         fprintf(stderr, "mcpauth: the server answered HTTP %ld\n", resp->status);
@@ -568,12 +549,8 @@ static void report_refusal(const struct client_response *resp)
     json_decref(root);
 }
 
-/* Sends one request and judges the answer. A refusal or a failure is printed
- * here and its exit status returned (RC_REFUSED, or RC_USAGE when the server
- * cannot be reached). On a 2xx returns RC_OK and, if ret_json is given, the
- * parsed body in *ret_json (owned; NULL when the body is empty). */
-static int exchange(struct client *c, const char *method, const char *path, const char *ctype,
-                    const char *body, size_t len, json_t **ret_json)
+int cli_exchange(struct client *c, const char *method, const char *path, const char *ctype,
+                 const char *body, size_t len, json_t **ret_json)
 {
     struct client_response resp = {0};
     int rc = RC_REFUSED;
@@ -581,7 +558,7 @@ static int exchange(struct client *c, const char *method, const char *path, cons
 
     if (r == ERR_IO) {
         fprintf(stderr, "mcpauth: cannot reach %s: ", client_addr(c));
-        put_clean(stderr, client_error(c));
+        cli_put_clean(stderr, client_error(c));
         fputc('\n', stderr);
         return RC_USAGE;
     }
@@ -600,7 +577,7 @@ static int exchange(struct client *c, const char *method, const char *path, cons
         goto out;
     }
     if (resp.status < 200 || resp.status > 299) {
-        report_refusal(&resp);
+        cli_report_refusal(&resp);
         goto out;
     }
     if (ret_json) {
@@ -610,7 +587,7 @@ static int exchange(struct client *c, const char *method, const char *path, cons
             j = json_loadb(resp.body, resp.len, JSON_DECODE_ANY, &jerr);
             if (!j) {
                 fprintf(stderr, "mcpauth: the server's answer is not JSON (line %d: ", jerr.line);
-                put_clean(stderr, jerr.text);
+                cli_put_clean(stderr, jerr.text);
                 fputs(")\n", stderr);
                 goto out;
             }
@@ -640,8 +617,7 @@ static char *object_path(struct client *c, const char *base, const char *id, con
     return buf_take(&b, NULL);
 }
 
-/* Checks that what was printed reached stdout. */
-static int finish(int rc)
+int cli_finish(int rc)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "mcpauth: cannot write the output: %s\n", strerror(errno));
@@ -727,8 +703,8 @@ static const char *past_tense(const char *action)
  * "access_policy:x" → "access-policy/x", as `get` and `delete` spell kinds. */
 static void print_change(const json_t *ch)
 {
-    const char *obj = string_of(ch, "object");
-    const char *action = string_of(ch, "action");
+    const char *obj = cli_string_of(ch, "object");
+    const char *action = cli_string_of(ch, "action");
     if (!obj)
         obj = "-";
     const char *colon = strchr(obj, ':');
@@ -739,14 +715,14 @@ static void print_change(const json_t *ch)
         for (char *p = kind; *p; p++) /* the CLI's spelling: access-policy */
             if (*p == '_')
                 *p = '-';
-        put_clean(stdout, kind);
+        cli_put_clean(stdout, kind);
         fputc('/', stdout);
-        put_clean(stdout, colon + 1);
+        cli_put_clean(stdout, colon + 1);
     } else {
-        put_clean(stdout, obj);
+        cli_put_clean(stdout, obj);
     }
     fputc(' ', stdout);
-    put_clean(stdout, action ? past_tense(action) : "changed");
+    cli_put_clean(stdout, action ? past_tense(action) : "changed");
     fputc('\n', stdout);
 }
 
@@ -783,15 +759,15 @@ int cli_apply(int argc, char **argv)
             prune = true;
             break;
         case 'h':
-            return help(usage_apply);
+            return cli_help(usage_apply);
         default:
-            return bad_option(usage_apply, "apply", opt, argv);
+            return cli_bad_option(usage_apply, "apply", opt, argv);
         }
     }
     if (optind < argc)
-        return usage_error(usage_apply, "apply", "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(usage_apply, "apply", "unexpected argument '%s'", argv[optind]);
     if (!file || !*file)
-        return usage_error(usage_apply, "apply", "-f FILE is required");
+        return cli_usage_error(usage_apply, "apply", "-f FILE is required");
 
     buf_init(&doc, APPLY_MAX_FILE);
     rc = read_input(file, &doc);
@@ -804,11 +780,11 @@ int cli_apply(int argc, char **argv)
         rc = RC_USAGE;
         goto out;
     }
-    rc = open_client(&c);
+    rc = cli_open_client(&c);
     if (rc != RC_OK)
         goto out;
-    rc = exchange(c, "POST", prune ? "/api/v1/apply?prune=true" : "/api/v1/apply",
-                  content_type_of(file, &doc), doc.data, doc.len, &answer);
+    rc = cli_exchange(c, "POST", prune ? "/api/v1/apply?prune=true" : "/api/v1/apply",
+                      content_type_of(file, &doc), doc.data, doc.len, &answer);
     if (rc != RC_OK)
         goto out;
     if (!json_is_object(answer)) {
@@ -824,7 +800,7 @@ int cli_apply(int argc, char **argv)
            " updated, %" JSON_INTEGER_FORMAT " deleted, %" JSON_INTEGER_FORMAT " unchanged\n",
            count_of(answer, "created"), count_of(answer, "updated"), count_of(answer, "deleted"),
            count_of(answer, "unchanged"));
-    rc = finish(RC_OK);
+    rc = cli_finish(RC_OK);
 out:
     json_decref(answer);
     client_free(c);
@@ -857,30 +833,30 @@ int cli_get(int argc, char **argv)
             else if (strcmp(optarg, "table") == 0)
                 json_out = false;
             else
-                return usage_error(usage_get, "get", "unknown output format '%s'", optarg);
+                return cli_usage_error(usage_get, "get", "unknown output format '%s'", optarg);
             break;
         case 'h':
-            return help(usage_get);
+            return cli_help(usage_get);
         default:
-            return bad_option(usage_get, "get", opt, argv);
+            return cli_bad_option(usage_get, "get", opt, argv);
         }
     }
     int npos = argc - optind;
     if (npos < 1)
-        return usage_error(usage_get, "get", "KIND is required");
+        return cli_usage_error(usage_get, "get", "KIND is required");
     if (npos > 2)
-        return usage_error(usage_get, "get", "unexpected argument '%s'", argv[optind + 2]);
+        return cli_usage_error(usage_get, "get", "unexpected argument '%s'", argv[optind + 2]);
     const struct kind *k = kind_find(argv[optind]);
     if (!k)
-        return usage_error(usage_get, "get", "unknown kind '%s' (one of: %s)", argv[optind],
-                           KIND_LIST);
+        return cli_usage_error(usage_get, "get", "unknown kind '%s' (one of: %s)", argv[optind],
+                               KIND_LIST);
     const char *id = npos == 2 ? argv[optind + 1] : NULL;
     if (id && (k->flags & KIND_NO_ID))
-        return usage_error(usage_get, "get", "%s take no ID", k->plural);
+        return cli_usage_error(usage_get, "get", "%s take no ID", k->plural);
     if (id && !*id)
-        return usage_error(usage_get, "get", "the ID is empty");
+        return cli_usage_error(usage_get, "get", "the ID is empty");
 
-    rc = open_client(&c);
+    rc = cli_open_client(&c);
     if (rc != RC_OK)
         return rc;
     path = id ? object_path(c, k->path, id, NULL) : strdup(k->path);
@@ -889,7 +865,7 @@ int cli_get(int argc, char **argv)
         rc = RC_REFUSED;
         goto out;
     }
-    rc = exchange(c, "GET", path, NULL, NULL, 0, &answer);
+    rc = cli_exchange(c, "GET", path, NULL, NULL, 0, &answer);
     if (rc != RC_OK)
         goto out;
     if (!answer) {
@@ -904,7 +880,7 @@ int cli_get(int argc, char **argv)
     } else {
         rc = k->cols ? print_objects(k, answer) : print_settings(answer);
     }
-    rc = finish(rc);
+    rc = cli_finish(rc);
 out:
     json_decref(answer);
     free(path);
@@ -928,26 +904,27 @@ int cli_delete(int argc, char **argv)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (opt == 'h')
-            return help(usage_delete);
-        return bad_option(usage_delete, "delete", opt, argv);
+            return cli_help(usage_delete);
+        return cli_bad_option(usage_delete, "delete", opt, argv);
     }
     int npos = argc - optind;
     if (npos < 2)
-        return usage_error(usage_delete, "delete",
-                           npos ? "ID is required" : "KIND and ID are required");
+        return cli_usage_error(usage_delete, "delete",
+                               npos ? "ID is required" : "KIND and ID are required");
     if (npos > 2)
-        return usage_error(usage_delete, "delete", "unexpected argument '%s'", argv[optind + 2]);
+        return cli_usage_error(usage_delete, "delete", "unexpected argument '%s'",
+                               argv[optind + 2]);
     const struct kind *k = kind_find(argv[optind]);
     const char *id = argv[optind + 1];
     if (!k)
-        return usage_error(usage_delete, "delete", "unknown kind '%s' (one of: %s)", argv[optind],
-                           KIND_LIST);
+        return cli_usage_error(usage_delete, "delete", "unknown kind '%s' (one of: %s)",
+                               argv[optind], KIND_LIST);
     if (k->flags & KIND_NO_DELETE)
-        return usage_error(usage_delete, "delete", "%s", k->delete_hint);
+        return cli_usage_error(usage_delete, "delete", "%s", k->delete_hint);
     if (!*id)
-        return usage_error(usage_delete, "delete", "the ID is empty");
+        return cli_usage_error(usage_delete, "delete", "the ID is empty");
 
-    rc = open_client(&c);
+    rc = cli_open_client(&c);
     if (rc != RC_OK)
         return rc;
     path = object_path(c, k->path, id, NULL);
@@ -956,13 +933,13 @@ int cli_delete(int argc, char **argv)
         rc = RC_REFUSED;
         goto out;
     }
-    rc = exchange(c, "DELETE", path, NULL, NULL, 0, NULL);
+    rc = cli_exchange(c, "DELETE", path, NULL, NULL, 0, NULL);
     if (rc != RC_OK)
         goto out;
     printf("%s/", k->singular);
-    put_clean(stdout, id);
+    cli_put_clean(stdout, id);
     fputs(" deleted\n", stdout);
-    rc = finish(RC_OK);
+    rc = cli_finish(RC_OK);
 out:
     free(path);
     client_free(c);
@@ -992,40 +969,40 @@ static int keys_create(int argc, char **argv)
             alg = optarg;
             break;
         case 'h':
-            return help(usage_keys);
+            return cli_help(usage_keys);
         default:
-            return bad_option(usage_keys, "keys create", opt, argv);
+            return cli_bad_option(usage_keys, "keys create", opt, argv);
         }
     }
     if (optind < argc)
-        return usage_error(usage_keys, "keys create", "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(usage_keys, "keys create", "unexpected argument '%s'", argv[optind]);
     if (!alg || !*alg)
-        return usage_error(usage_keys, "keys create", "--alg ALG is required");
+        return cli_usage_error(usage_keys, "keys create", "--alg ALG is required");
 
     json_t *req = json_pack("{s:s}", "alg", alg);
     body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body) {
         /* json_pack also fails on an ALG that is not UTF-8. */
-        return usage_error(usage_keys, "keys create", "--alg: not a valid algorithm name");
+        return cli_usage_error(usage_keys, "keys create", "--alg: not a valid algorithm name");
     }
-    rc = open_client(&c);
+    rc = cli_open_client(&c);
     if (rc != RC_OK)
         goto out;
-    rc = exchange(c, "POST", "/api/v1/keys", "application/json", body, strlen(body), &answer);
+    rc = cli_exchange(c, "POST", "/api/v1/keys", "application/json", body, strlen(body), &answer);
     if (rc != RC_OK)
         goto out;
-    const char *kid = string_of(answer, "kid");
-    const char *got_alg = string_of(answer, "alg");
-    const char *status = string_of(answer, "status");
+    const char *kid = cli_string_of(answer, "kid");
+    const char *got_alg = cli_string_of(answer, "alg");
+    const char *status = cli_string_of(answer, "status");
     fputs("key/", stdout);
-    put_clean(stdout, kid ? kid : "-");
+    cli_put_clean(stdout, kid ? kid : "-");
     fputs(" created (", stdout);
-    put_clean(stdout, got_alg ? got_alg : alg);
+    cli_put_clean(stdout, got_alg ? got_alg : alg);
     fputs(", ", stdout);
-    put_clean(stdout, status ? status : "-");
+    cli_put_clean(stdout, status ? status : "-");
     fputs(")\n", stdout);
-    rc = finish(RC_OK);
+    rc = cli_finish(RC_OK);
 out:
     json_decref(answer);
     free(body);
@@ -1051,18 +1028,18 @@ static int keys_transition(int argc, char **argv, const char *verb, const char *
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (opt == 'h')
-            return help(usage_keys);
-        return bad_option(usage_keys, cmd, opt, argv);
+            return cli_help(usage_keys);
+        return cli_bad_option(usage_keys, cmd, opt, argv);
     }
     if (argc - optind < 1)
-        return usage_error(usage_keys, cmd, "KID is required");
+        return cli_usage_error(usage_keys, cmd, "KID is required");
     if (argc - optind > 1)
-        return usage_error(usage_keys, cmd, "unexpected argument '%s'", argv[optind + 1]);
+        return cli_usage_error(usage_keys, cmd, "unexpected argument '%s'", argv[optind + 1]);
     const char *kid = argv[optind];
     if (!*kid)
-        return usage_error(usage_keys, cmd, "the KID is empty");
+        return cli_usage_error(usage_keys, cmd, "the KID is empty");
 
-    rc = open_client(&c);
+    rc = cli_open_client(&c);
     if (rc != RC_OK)
         return rc;
     path = object_path(c, "/api/v1/keys", kid, suffix);
@@ -1071,13 +1048,13 @@ static int keys_transition(int argc, char **argv, const char *verb, const char *
         rc = RC_REFUSED;
         goto out;
     }
-    rc = exchange(c, "POST", path, NULL, NULL, 0, NULL);
+    rc = cli_exchange(c, "POST", path, NULL, NULL, 0, NULL);
     if (rc != RC_OK)
         goto out;
     fputs("key/", stdout);
-    put_clean(stdout, kid);
+    cli_put_clean(stdout, kid);
     printf(" %s\n", done);
-    rc = finish(RC_OK);
+    rc = cli_finish(RC_OK);
 out:
     free(path);
     client_free(c);
@@ -1104,11 +1081,11 @@ static int keys_list(int argc, char **argv)
 int cli_keys(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error(usage_keys, "keys",
-                           "a command is required: create, activate, retire or list");
+        return cli_usage_error(usage_keys, "keys",
+                               "a command is required: create, activate, retire or list");
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
-        return help(usage_keys);
+        return cli_help(usage_keys);
     if (strcmp(cmd, "create") == 0)
         return keys_create(argc - 1, argv + 1);
     if (strcmp(cmd, "activate") == 0)
@@ -1117,7 +1094,7 @@ int cli_keys(int argc, char **argv)
         return keys_transition(argc - 1, argv + 1, "retire", "retired");
     if (strcmp(cmd, "list") == 0)
         return keys_list(argc - 1, argv + 1);
-    return usage_error(usage_keys, "keys", "unknown command '%s'", cmd);
+    return cli_usage_error(usage_keys, "keys", "unknown command '%s'", cmd);
 }
 
 /* ---- explain ---- */
@@ -1216,32 +1193,32 @@ int cli_explain(int argc, char **argv)
             out = optarg;
             break;
         case 'h':
-            return help(usage_explain);
+            return cli_help(usage_explain);
         default:
-            return bad_option(usage_explain, "explain", opt, argv);
+            return cli_bad_option(usage_explain, "explain", opt, argv);
         }
     }
     if (optind < argc)
-        return usage_error(usage_explain, "explain", "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(usage_explain, "explain", "unexpected argument '%s'", argv[optind]);
     if (!client)
-        return usage_error(usage_explain, "explain", "--client C is required");
+        return cli_usage_error(usage_explain, "explain", "--client C is required");
     if (strcmp(out, "table") && strcmp(out, "json"))
-        return usage_error(usage_explain, "explain", "-o: expected table or json");
+        return cli_usage_error(usage_explain, "explain", "-o: expected table or json");
     json_t *req = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "client", client, "audience",
                             audience, "resource", resource, "scope", scope, "user", user,
                             "grant_type", grant_type_urn(gt));
     if (!req)
-        return usage_error(usage_explain, "explain", "arguments must be UTF-8");
+        return cli_usage_error(usage_explain, "explain", "arguments must be UTF-8");
     if (groups)
         json_object_set_new(req, "groups", split_list(groups));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     struct client *c = NULL;
     json_t *answer = NULL;
-    int rc = open_client(&c);
+    int rc = cli_open_client(&c);
     if (rc == RC_OK)
-        rc =
-            exchange(c, "POST", "/api/v1/explain", "application/json", body, strlen(body), &answer);
+        rc = cli_exchange(c, "POST", "/api/v1/explain", "application/json", body, strlen(body),
+                          &answer);
     if (rc == RC_OK && strcmp(out, "json") == 0) {
         char *s = json_dumps(answer, JSON_INDENT(2));
         if (s)
@@ -1261,27 +1238,30 @@ int cli_explain(int argc, char **argv)
                 char num[16];
                 snprintf(num, sizeof(num), "%lld", json_integer_value(json_object_get(st, "step")));
                 table_set(&t, i + 1, 0, num);
-                table_set(&t, i + 1, 1, string_of(st, "check") ? string_of(st, "check") : "-");
-                table_set(&t, i + 1, 2, string_of(st, "result") ? string_of(st, "result") : "-");
+                table_set(&t, i + 1, 1,
+                          cli_string_of(st, "check") ? cli_string_of(st, "check") : "-");
+                table_set(&t, i + 1, 2,
+                          cli_string_of(st, "result") ? cli_string_of(st, "result") : "-");
                 table_set(&t, i + 1, 3,
-                          string_of(st, "status_detail") ? string_of(st, "status_detail") : "");
+                          cli_string_of(st, "status_detail") ? cli_string_of(st, "status_detail")
+                                                             : "");
             }
             table_print(&t, stdout);
             table_done(&t);
         }
-        const char *outcome = string_of(answer, "outcome");
-        const char *reason = string_of(answer, "reason");
-        const char *detail = string_of(answer, "status_detail");
+        const char *outcome = cli_string_of(answer, "outcome");
+        const char *reason = cli_string_of(answer, "reason");
+        const char *detail = cli_string_of(answer, "status_detail");
         fputs("\noutcome: ", stdout);
-        put_clean(stdout, outcome ? outcome : "-");
+        cli_put_clean(stdout, outcome ? outcome : "-");
         if (reason) {
             fputs(" (", stdout);
-            put_clean(stdout, reason);
+            cli_put_clean(stdout, reason);
             fputs(")", stdout);
         }
         if (detail) {
             fputs(": ", stdout);
-            put_clean(stdout, detail);
+            cli_put_clean(stdout, detail);
         }
         fputc('\n', stdout);
         const json_t *sc = json_object_get(answer, "scopes");
@@ -1290,19 +1270,19 @@ int cli_explain(int argc, char **argv)
         json_array_foreach(sc, i, s)
         {
             fputs("  scope ", stdout);
-            put_clean(stdout, string_of(s, "name") ? string_of(s, "name") : "-");
+            cli_put_clean(stdout, cli_string_of(s, "name") ? cli_string_of(s, "name") : "-");
             fputs(": ", stdout);
-            put_clean(stdout, string_of(s, "outcome") ? string_of(s, "outcome") : "-");
-            if (string_of(s, "reason")) {
+            cli_put_clean(stdout, cli_string_of(s, "outcome") ? cli_string_of(s, "outcome") : "-");
+            if (cli_string_of(s, "reason")) {
                 fputs(" (", stdout);
-                put_clean(stdout, string_of(s, "reason"));
+                cli_put_clean(stdout, cli_string_of(s, "reason"));
                 fputs(")", stdout);
             }
             fputc('\n', stdout);
         }
     }
     if (rc == RC_OK)
-        rc = finish(RC_OK);
+        rc = cli_finish(RC_OK);
     json_decref(answer);
     free(body);
     client_free(c);
@@ -1328,8 +1308,8 @@ int cli_dev(int argc, char **argv)
     };
     if (argc < 2 || strcmp(argv[1], "id-token") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
-            return help(usage_dev);
-        return usage_error(usage_dev, "dev", "expected the subcommand id-token");
+            return cli_help(usage_dev);
+        return cli_usage_error(usage_dev, "dev", "expected the subcommand id-token");
     }
     argc--;
     argv++;
@@ -1349,32 +1329,32 @@ int cli_dev(int argc, char **argv)
             ttl = optarg;
             break;
         case 'h':
-            return help(usage_dev);
+            return cli_help(usage_dev);
         default:
-            return bad_option(usage_dev, "dev id-token", opt, argv);
+            return cli_bad_option(usage_dev, "dev id-token", opt, argv);
         }
     }
     if (optind < argc)
-        return usage_error(usage_dev, "dev id-token", "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(usage_dev, "dev id-token", "unexpected argument '%s'", argv[optind]);
     if (!user || !*user)
-        return usage_error(usage_dev, "dev id-token", "--user U is required");
+        return cli_usage_error(usage_dev, "dev id-token", "--user U is required");
     json_t *req =
         json_pack("{s:s, s:s, s:o}", "user", user, "ttl", ttl, "groups", split_list(groups));
     if (!req)
-        return usage_error(usage_dev, "dev id-token", "arguments must be UTF-8");
+        return cli_usage_error(usage_dev, "dev id-token", "arguments must be UTF-8");
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     struct client *c = NULL;
     json_t *answer = NULL;
-    int rc = open_client(&c);
+    int rc = cli_open_client(&c);
     if (rc == RC_OK)
-        rc = exchange(c, "POST", "/api/v1/dev/id-token", "application/json", body, strlen(body),
-                      &answer);
+        rc = cli_exchange(c, "POST", "/api/v1/dev/id-token", "application/json", body, strlen(body),
+                          &answer);
     if (rc == RC_OK) {
-        const char *tok = string_of(answer, "id_token");
+        const char *tok = cli_string_of(answer, "id_token");
         if (tok)
             puts(tok);
-        rc = finish(tok ? RC_OK : RC_REFUSED);
+        rc = cli_finish(tok ? RC_OK : RC_REFUSED);
     }
     json_decref(answer);
     free(body);

@@ -3,6 +3,7 @@
 #include "core/err.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t time_now_us(void)
@@ -91,4 +92,69 @@ int duration_parse(const char *s, int64_t *ret_seconds)
 void duration_format(int64_t seconds, char out[TIME_STR_LEN])
 {
     snprintf(out, TIME_STR_LEN, "%llds", (long long)seconds);
+}
+
+static int digits(const char *s, int n, int *ret)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *ret = v;
+    return 0;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *ret_us)
+{
+    int y, mo, d, h, mi, sec;
+    if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return ERR_INVAL;
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+        sec > 60)
+        return ERR_INVAL;
+    const char *p = s + 19;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        int64_t scale = 100000;
+        while (*p >= '0' && *p <= '9') {
+            if (n < 6) {
+                frac += (*p - '0') * scale;
+                scale /= 10;
+            }
+            if (++n > 9)
+                return ERR_INVAL;
+            p++;
+        }
+        if (n == 0)
+            return ERR_INVAL;
+    }
+    int offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return ERR_INVAL;
+        offset = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return ERR_INVAL;
+    }
+    if (*p)
+        return ERR_INVAL;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec > 59 ? 59 : sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return ERR_INVAL;
+    *ret_us = ((int64_t)t - offset) * 1000000 + frac;
+    return 0;
 }

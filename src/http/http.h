@@ -27,6 +27,8 @@ struct http_server_config {
     struct store *store;          /* borrowed (readiness) */
     struct oauth *oauth;          /* borrowed */
     struct audit_writer *writer;  /* borrowed: token events are committed through it */
+    struct store *logs_store;     /* borrowed: a connection of its own for log reads */
+    unsigned char logs_key[32];   /* MAC key of log cursors */
     int dev;
     unsigned char admin_token_sha256[32];
 };

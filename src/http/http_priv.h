@@ -23,6 +23,7 @@ enum route_id {
     ROUTE_INTROSPECT,
     ROUTE_REVOKE,
     ROUTE_METADATA,
+    ROUTE_LOGS,
     ROUTE_COUNT
 };
 
@@ -49,6 +50,7 @@ struct http_request {
     struct http_response *pending;
     int committed; /* atomic: set by the writer thread */
     int commit_err;
+    int submit_failed; /* the writer's queue refused the event (counted here, not there) */
 };
 
 #define HTTP_MAX_HEADERS 6
@@ -62,7 +64,16 @@ struct http_response {
     char *header_values[HTTP_MAX_HEADERS]; /* owned */
     int n_headers;
     json_t *event; /* owned: to be committed before the response is sent */
+    char *jti_keys[2]; /* owned: used assertion ids recorded with the event */
+    int64_t jti_exps[2];
+    /* streamed body (downloads): when set, `body` is unused */
+    MHD_ContentReaderCallback stream;
+    void *stream_ctx;
+    MHD_ContentReaderFreeCallback stream_free;
 };
+
+/* logs.c: GET /api/v1/logs, /logs/export, /logs/verify */
+int route_logs(struct http_request *req, struct http_response *res, const char *rest);
 
 /* routes.c */
 int routes_dispatch(struct http_request *req, struct http_response *res);
@@ -78,6 +89,7 @@ int res_json(struct http_response *res, int status, json_t *take);
 int res_text(struct http_response *res, int status, const char *ctype, char *take, size_t len);
 /* {"error": {"code": err_code(err), "message": msg or err_message(err)}} with err's status */
 int res_error(struct http_response *res, int err, const char *msg);
+int method_not_allowed(struct http_response *res, const char *allow);
 int res_header(struct http_response *res, const char *name, const char *value);
 /* RFC 6749 §5.2 error body {"error", "error_description"} with `status`. */
 int res_error_oauth(struct http_response *res, int status, const char *error, const char *desc);

@@ -14,7 +14,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_ADMIN_APPLY] = "admin_apply", [ROUTE_ADMIN_EXPLAIN] = "admin_explain",
     [ROUTE_DEV] = "dev",             [ROUTE_TOKEN] = "token",
     [ROUTE_INTROSPECT] = "introspect", [ROUTE_REVOKE] = "revoke",
-    [ROUTE_METADATA] = "metadata",
+    [ROUTE_METADATA] = "metadata",   [ROUTE_LOGS] = "logs",
 };
 
 static uint64_t audit_failures;

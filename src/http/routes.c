@@ -36,7 +36,7 @@ static int is(const struct http_request *req, const char *m)
     return strcmp(req->method, m) == 0;
 }
 
-static int method_not_allowed(struct http_response *res, const char *allow)
+int method_not_allowed(struct http_response *res, const char *allow)
 {
     char msg[128];
     snprintf(msg, sizeof(msg), "Method not allowed (allowed: %s)", allow);
@@ -259,9 +259,26 @@ static int route_apply(struct http_request *req, struct http_response *res,
 static int route_oauth(struct http_request *req, struct http_response *res,
                        void (*fn)(struct oauth *, struct oauth_in *, struct oauth_reply *))
 {
-    if (!is(req, "POST"))
-        return method_not_allowed(res, "POST");
     char empty[1] = "";
+    if (!is(req, "POST")) {
+        res_header(res, "Allow", "POST");
+        if (fn != oauth_token)
+            return res_error_oauth(res, 405, "invalid_request",
+                                   "Malformed request: use POST (RFC 6749 §3.2)");
+        struct oauth_in in = {.client_ip = req->ip,
+                              .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+                              .request_id = req->id};
+        struct oauth_reply r;
+        char what[64];
+        snprintf(what, sizeof(what), "method %.16s is not allowed; use POST", req->method);
+        oauth_token_refused(req->srv->cfg.oauth, &in, 405, what, &r);
+        res_json(res, r.status, r.body);
+        r.body = NULL;
+        res->event = r.event; /* every call to the token endpoint is one event */
+        r.event = NULL;
+        oauth_reply_done(&r);
+        return 0;
+    }
     struct oauth_in in = {
         .body = req->body.data ? req->body.data : empty,
         .len = req->body.len,
@@ -280,6 +297,11 @@ static int route_oauth(struct http_request *req, struct http_response *res,
         res_header(res, "WWW-Authenticate", r.www_authenticate);
     res->event = r.event;
     r.event = NULL;
+    for (int k = 0; k < 2; k++) {
+        res->jti_keys[k] = r.jti_keys[k];
+        res->jti_exps[k] = r.jti_exps[k];
+        r.jti_keys[k] = NULL;
+    }
     oauth_reply_done(&r);
     return 0;
 }
@@ -419,6 +441,10 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         if (strcmp(rest, "apply") == 0) {
             req->route = ROUTE_ADMIN_APPLY;
             return route_apply(req, res, &o);
+        }
+        if (strcmp(rest, "logs") == 0 || strncmp(rest, "logs/", 5) == 0) {
+            req->route = ROUTE_LOGS;
+            return route_logs(req, res, rest + 4);
         }
         if (strcmp(rest, "explain") == 0) {
             req->route = ROUTE_ADMIN_EXPLAIN;

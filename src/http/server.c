@@ -80,6 +80,31 @@ const char *req_query(const struct http_request *req, const char *name)
 
 static enum MHD_Result send_response(struct http_request *req, struct http_response *res)
 {
+    if (res->stream) {
+        struct MHD_Response *r = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, 64 * 1024, res->stream, res->stream_ctx, res->stream_free);
+        if (!r) {
+            res->stream_free(res->stream_ctx);
+            res->stream = NULL;
+            return MHD_NO;
+        }
+        res->stream = NULL; /* MHD owns the context now */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, "X-Request-Id", req->id);
+        for (int i = 0; i < res->n_headers; i++) {
+            if (res->header_values[i])
+                MHD_add_response_header(r, res->header_names[i], res->header_values[i]);
+            free(res->header_values[i]);
+            res->header_values[i] = NULL;
+        }
+        res->n_headers = 0;
+        req->status = res->status;
+        enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
     if (!res->body) {
         res->body = strdup("");
         res->len = 0;
@@ -117,6 +142,12 @@ static void res_free(struct http_response *res)
         free(res->header_values[i]);
     json_decref(res->event);
     res->event = NULL;
+    free(res->jti_keys[0]);
+    free(res->jti_keys[1]);
+    res->jti_keys[0] = res->jti_keys[1] = NULL;
+    if (res->stream && res->stream_free)
+        res->stream_free(res->stream_ctx);
+    res->stream = NULL;
 }
 
 /* Writer thread: the event of a suspended request is durable (or failed). */
@@ -139,10 +170,16 @@ static enum MHD_Result send_after_commit(struct http_request *req)
         for (int i = 0; i < res->n_headers; i++)
             free(res->header_values[i]);
         res->n_headers = 0;
+        int was_granted = res->status == 200;
+        res->status = 503;
         res_error_oauth(res, 503, "temporarily_unavailable",
                         "Audit log unavailable: the request could not be recorded, so no token "
                         "was issued");
-        metrics_audit_failure();
+        res_header(res, "Retry-After", "1");
+        if (req->submit_failed)
+            metrics_audit_failure();
+        if (req->route == ROUTE_TOKEN && req->srv->cfg.oauth)
+            oauth_note_unavailable(req->srv->cfg.oauth, was_granted);
     }
     enum MHD_Result ok = send_response(req, res);
     res_free(res);
@@ -268,10 +305,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         }
         *park = res;
         json_t *ev = park->event;
+        char *keys[2] = {park->jti_keys[0], park->jti_keys[1]};
         park->event = NULL;
+        park->jti_keys[0] = park->jti_keys[1] = NULL;
         req->pending = park;
         MHD_suspend_connection(conn);
-        if (audit_writer_submit(srv->cfg.writer, ev, on_commit, req) < 0) {
+        if (audit_writer_submit_jtis(srv->cfg.writer, ev, keys, park->jti_exps, on_commit, req) <
+            0) {
+            req->submit_failed = 1;
             req->commit_err = ERR_IO;
             __atomic_store_n(&req->committed, 1, __ATOMIC_RELEASE);
             MHD_resume_connection(conn);

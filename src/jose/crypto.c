@@ -467,3 +467,8 @@ out:
     free(raw);
     return r;
 }
+
+void kek_derive(const struct kek *k, const char *label, unsigned char out[32])
+{
+    crypto_hmac_sha256(k->key, sizeof(k->key), label, strlen(label), out);
+}

@@ -49,6 +49,9 @@ int kek_load(const char *path, int create, struct kek **ret, struct err_detail *
 /* For tests: a KEK from 32 given bytes. */
 int kek_from_bytes(const unsigned char key[32], struct kek **ret);
 struct kek *kek_free(struct kek *k); /* NULL-safe, wipes */
+/* A 32-byte key for another purpose (`label`), derived from the KEK with HMAC-SHA256,
+ * so it survives restarts without being stored anywhere (e.g. log cursor MACs). */
+void kek_derive(const struct kek *k, const char *label, unsigned char out[32]);
 /* Returns 0 and an owned NUL-terminated *ret (free()), or ERR_CRYPTO/ERR_NOMEM. */
 int kek_seal(const struct kek *k, const char *aad, const void *pt, size_t n, char **ret);
 /* Returns 0 and an owned *ret of *ret_len bytes (wipe and free() it), or ERR_CORRUPT when

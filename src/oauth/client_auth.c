@@ -47,7 +47,8 @@ static int parse_basic(const char *h, char *id, char *secret)
 static enum policy_reason verify_client_assertion(struct oauth *o,
                                                   const struct policy_snapshot *snap,
                                                   const struct policy_client *c,
-                                                  const char *assertion, char *why, size_t n)
+                                                  const char *assertion, struct replay_note *rn,
+                                                  char *why, size_t n)
 {
     struct jws jws;
     struct err_detail d = {{0}};
@@ -70,14 +71,17 @@ static enum policy_reason verify_client_assertion(struct oauth *o,
         goto out;
     }
     const json_t *aud = json_object_get(p, "aud");
-    char token_ep[600];
-    snprintf(token_ep, sizeof(token_ep), "%s/oauth/token", o->issuer);
-    if (!aud_matches(aud, o->issuer, 0) && !aud_matches(aud, token_ep, 0)) {
+    /* rfc7523bis: the issuer identifier alone (no token endpoint URL: audience confusion) */
+    if (!aud_matches(aud, o->issuer, 1)) {
         snprintf(why, n, "client assertion: aud must be the issuer %s", o->issuer);
         goto out;
     }
     if (!json_is_integer(exp) || json_integer_value(exp) <= now - CLOCK_SKEW) {
         snprintf(why, n, "client assertion: %s", json_is_integer(exp) ? "expired" : "exp missing");
+        goto out;
+    }
+    if (json_integer_value(exp) > now + ASSERTION_MAX_LIFETIME) {
+        snprintf(why, n, "client assertion: exp is more than an hour away");
         goto out;
     }
     if (!jti || !*jti) {
@@ -105,7 +109,7 @@ static enum policy_reason verify_client_assertion(struct oauth *o,
     }
     char scoped[700];
     snprintf(scoped, sizeof(scoped), "client-assertion\n%s\n%s", c->id, jti);
-    int rr = jti_set_add(o->replay, scoped, json_integer_value(exp) + CLOCK_SKEW, now);
+    int rr = replay_use(o, rn, scoped, json_integer_value(exp) + CLOCK_SKEW);
     if (rr == ERR_EXISTS) {
         snprintf(why, n, "client assertion: jti has been used before");
         goto out;
@@ -125,7 +129,8 @@ out:
 enum policy_reason client_authenticate(struct oauth *o, const struct policy_snapshot *snap,
                                        const struct form *f, const struct oauth_in *in,
                                        const struct policy_client **ret, const char **ret_presented,
-                                       int *ret_basic, char *why, size_t why_len)
+                                       int *ret_basic, struct replay_note *rn, char *why,
+                                       size_t why_len)
 {
     static _Thread_local char basic_id[MAX_CRED];
     char basic_secret[MAX_CRED];
@@ -183,6 +188,15 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
     switch (c->auth) {
     case POLICY_AUTH_SECRET_BASIC:
     case POLICY_AUTH_SECRET_POST:
+        /* the registered method only: a secret sent another way is refused (as Okta's
+         * token_endpoint_auth_method does) */
+        if (secret && basic != (c->auth == POLICY_AUTH_SECRET_BASIC)) {
+            fail(why, why_len, r,
+                 c->auth == POLICY_AUTH_SECRET_BASIC
+                     ? "the client is registered for client_secret_basic, not client_secret_post"
+                     : "the client is registered for client_secret_post, not client_secret_basic");
+            goto out;
+        }
         if (!secret) {
             fail(why, why_len, r, assertion ? "the client authenticates with a secret, not a JWT"
                                             : "client secret missing");
@@ -204,7 +218,7 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
             r = REASON_INVALID_REQUEST;
             goto out;
         }
-        if (verify_client_assertion(o, snap, c, assertion, why, why_len) != REASON_NONE)
+        if (verify_client_assertion(o, snap, c, assertion, rn, why, why_len) != REASON_NONE)
             goto out;
         break;
     case POLICY_AUTH_NONE:

@@ -18,7 +18,8 @@ static int oauth_error(struct oauth_reply *out, int status, const char *err, con
 
 /* Parses the form and authenticates the caller; on failure fills out. */
 static int prologue(struct oauth *o, const struct policy_snapshot *snap, struct oauth_in *in,
-                    struct form *f, const struct policy_client **client, struct oauth_reply *out)
+                    struct form *f, const struct policy_client **client, int require_confidential,
+                    struct oauth_reply *out)
 {
     struct err_detail d = {{0}};
     const char *ct = in->content_type;
@@ -34,14 +35,23 @@ static int prologue(struct oauth *o, const struct policy_snapshot *snap, struct 
     char why[300];
     const char *presented = NULL;
     int basic = 0;
-    enum policy_reason r = client_authenticate(o, snap, f, in, client, &presented, &basic, why,
-                                               sizeof(why));
+    enum policy_reason r = client_authenticate(o, snap, f, in, client, &presented, &basic, NULL,
+                                               why, sizeof(why));
     if (r != REASON_NONE) {
         char msg[400];
-        snprintf(msg, sizeof(msg), "%s: %s", policy_reason_text(r), why);
+        if (r == REASON_INVALID_CLIENT)
+            snprintf(msg, sizeof(msg), "%s", policy_reason_text(r)); /* as at the token endpoint */
+        else
+            snprintf(msg, sizeof(msg), "%s: %s", policy_reason_text(r), why);
         oauth_error(out, policy_reason_http(r), policy_reason_oauth(r), msg);
         if (basic && r == REASON_INVALID_CLIENT)
             out->www_authenticate = "Basic realm=\"mcpauth\"";
+        return -1;
+    }
+    if ((*client)->auth == POLICY_AUTH_NONE && require_confidential) {
+        /* RFC 7662 §2.1: the endpoint must not be a token-scanning oracle for anyone */
+        oauth_error(out, 401, "invalid_client",
+                    "Client authentication failed: introspection needs a confidential client");
         return -1;
     }
     if (!form_get(f, "token") || !*form_get(f, "token"))
@@ -75,7 +85,7 @@ void oauth_introspect(struct oauth *o, struct oauth_in *in, struct oauth_reply *
     struct policy_snapshot *snap = policy_holder_get(o->cfg.policy);
     struct form f;
     const struct policy_client *client = NULL;
-    if (prologue(o, snap, in, &f, &client, out) < 0)
+    if (prologue(o, snap, in, &f, &client, 1, out) < 0)
         goto done;
     out->status = 200;
     struct jws jws;
@@ -106,7 +116,7 @@ void oauth_revoke(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     struct policy_snapshot *snap = policy_holder_get(o->cfg.policy);
     struct form f;
     const struct policy_client *client = NULL;
-    if (prologue(o, snap, in, &f, &client, out) < 0)
+    if (prologue(o, snap, in, &f, &client, 0, out) < 0)
         goto done;
     const char *hint = form_get(&f, "token_type_hint");
     if (hint && strcmp(hint, "access_token") && strcmp(hint, "refresh_token")) {
@@ -124,8 +134,8 @@ void oauth_revoke(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     const char *jti = json_string_value(json_object_get(p, "jti"));
     json_int_t exp = json_integer_value(json_object_get(p, "exp"));
     if (!cid || strcmp(cid, client->id) != 0) {
-        oauth_error(out, 400, "invalid_request",
-                    "Malformed request: the token was not issued to this client");
+        oauth_error(out, 400, "unauthorized_client",
+                    "the token was not issued to this client (RFC 7009 §2.1)");
     } else if (jti && exp > oauth_now()) {
         int r = o->cfg.store ? store_revoked_add(o->cfg.store, jti, exp) : 0;
         if (r < 0) {

@@ -32,8 +32,10 @@ int oauth_new(const struct oauth_config *cfg, struct oauth **ret, struct err_det
         r = jwks_cache_new(&o->jwks);
     if (r == 0 && cfg->store) {
         r = store_revoked_scan(cfg->store, oauth_now(), load_revoked, o->revoked);
+        if (r == 0)
+            r = store_jti_scan(cfg->store, oauth_now(), load_revoked, o->replay);
         if (r < 0)
-            err_set(d, r, "loading revoked tokens failed");
+            err_set(d, r, "loading revoked tokens and used assertion ids failed");
     }
     if (r < 0) {
         oauth_free(o);
@@ -64,8 +66,6 @@ json_t *oauth_metadata(struct oauth *o)
     } endpoints[] = {
         {"token_endpoint", "/oauth/token"},
         {"jwks_uri", "/oauth/jwks"},
-        {"authorization_endpoint", "/oauth/authorize"},
-        {"registration_endpoint", "/oauth/register"},
         {"introspection_endpoint", "/oauth/introspect"},
         {"revocation_endpoint", "/oauth/revoke"},
     };
@@ -80,18 +80,22 @@ json_t *oauth_metadata(struct oauth *o)
     json_t *auth = json_pack("[s, s, s, s]", "client_secret_basic", "client_secret_post",
                              "private_key_jwt", "none");
     json_t *algs = json_pack("[s, s, s, s, s]", "ES256", "ES384", "RS256", "PS256", "EdDSA");
+    /* authorization_endpoint, registration_endpoint, the authorization_code grant and
+     * code_challenge_methods_supported are advertised once /oauth/authorize and
+     * /oauth/register exist: metadata must not send clients to endpoints that 404 */
     json_object_set_new(m, "grant_types_supported",
-                        json_pack("[s, s, s, s]", GT_TOKEN_EXCHANGE, GT_JWT_BEARER,
-                                  GT_CLIENT_CREDENTIALS, "authorization_code"));
-    json_object_set_new(m, "response_types_supported", json_pack("[s]", "code"));
-    json_object_set_new(m, "code_challenge_methods_supported", json_pack("[s]", "S256"));
+                        json_pack("[s, s, s]", GT_TOKEN_EXCHANGE, GT_JWT_BEARER,
+                                  GT_CLIENT_CREDENTIALS));
+    json_object_set_new(m, "response_types_supported", json_array());
     json_object_set_new(m, "authorization_grant_profiles_supported",
                         json_pack("[s]", "urn:ietf:params:oauth:grant-profile:id-jag"));
     json_object_set_new(m, "identity_chaining_requested_token_types_supported",
                         json_pack("[s, s]", TT_ID_JAG, TT_ACCESS_TOKEN));
     json_object_set_new(m, "token_endpoint_auth_methods_supported", json_incref(auth));
     json_object_set_new(m, "token_endpoint_auth_signing_alg_values_supported", json_incref(algs));
-    json_object_set_new(m, "introspection_endpoint_auth_methods_supported", json_incref(auth));
+    json_object_set_new(m, "introspection_endpoint_auth_methods_supported",
+                        json_pack("[s, s, s]", "client_secret_basic", "client_secret_post",
+                                  "private_key_jwt"));
     json_object_set_new(m, "revocation_endpoint_auth_methods_supported", auth);
     json_object_set_new(m, "id_token_signing_alg_values_supported", algs);
     return m;

@@ -49,6 +49,9 @@ struct oauth_reply {
     json_t *body;                 /* owned */
     const char *www_authenticate; /* static string or NULL */
     json_t *event;                /* owned: commit before sending (token endpoint) */
+    /* assertion ids this request used up, to be recorded with the event (owned or NULL) */
+    char *jti_keys[2];
+    int64_t jti_exps[2];
 };
 
 void oauth_reply_done(struct oauth_reply *r);
@@ -77,6 +80,9 @@ int oauth_explain(struct oauth *o, const json_t *req, json_t **ret, struct err_d
  * (array of strings, may be NULL), valid `ttl` seconds. ERR_UNSUPPORTED outside dev. */
 int oauth_dev_id_token(struct oauth *o, const char *user, const json_t *groups, int64_t ttl,
                        char **ret, struct err_detail *d);
+
+/* The token reply could not be recorded (503): count it as such, not as what it was. */
+void oauth_note_unavailable(struct oauth *o, int was_granted);
 
 struct oauth_stats {
     uint64_t granted, denied, by_reason[REASON_COUNT_];

@@ -18,6 +18,9 @@
 #define TYP_ID_JAG "oauth-id-jag+jwt"
 #define TYP_AT "at+jwt"
 #define CLOCK_SKEW 60
+/* Assertions (ID-JAG, client assertions) must expire within this many seconds: it
+ * bounds how long their jti must be remembered. */
+#define ASSERTION_MAX_LIFETIME 3600
 
 struct oauth {
     struct oauth_config cfg;
@@ -29,6 +32,15 @@ struct oauth {
     struct jwks_cache *jwks;
     uint64_t granted, denied, by_reason[REASON_COUNT_]; /* atomics */
 };
+
+/* Assertion ids a request used (ID-JAG, client assertion): remembered in memory at once
+ * and, through the reply, durably with the request's audit event. */
+struct replay_note {
+    char *keys[2];
+    int64_t exps[2];
+};
+/* Marks `key` used until exp: 0, ERR_EXISTS for a replay, ERR_IO when the set is full. */
+int replay_use(struct oauth *o, struct replay_note *rn, const char *key, int64_t exp);
 
 /* A verified identity from a subject token or an assertion. */
 struct subject {
@@ -52,7 +64,8 @@ int64_t oauth_now(void);
 enum policy_reason client_authenticate(struct oauth *o, const struct policy_snapshot *snap,
                                        const struct form *f, const struct oauth_in *in,
                                        const struct policy_client **ret, const char **ret_presented,
-                                       int *ret_basic, char *why, size_t why_len);
+                                       int *ret_basic, struct replay_note *rn, char *why,
+                                       size_t why_len);
 
 /* subject.c */
 /* Verifies an ID token from a trusted issuer (token exchange's subject_token). */
@@ -61,7 +74,8 @@ int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap,
 /* Verifies an ID-JAG presented to the JWT bearer grant by `client`. */
 int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap,
                              const char *token, const struct policy_client *client,
-                             struct subject *ret, char *why, size_t why_len);
+                             struct replay_note *rn, struct subject *ret, char *why,
+                             size_t why_len);
 /* Looks up the verification key for a JWS issued by `iss`: mcpauth's own keys when
  * iss is the issuer, else the trusted issuer's (inline JWKS or jwks_uri). */
 int subject_key(struct oauth *o, const struct policy_snapshot *snap, const struct jws *jws,

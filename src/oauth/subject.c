@@ -27,6 +27,19 @@ void subject_done(struct subject *s)
     memset(s, 0, sizeof(*s));
 }
 
+int replay_use(struct oauth *o, struct replay_note *rn, const char *key, int64_t exp)
+{
+    int r = jti_set_add(o->replay, key, exp, oauth_now());
+    if (r == 0 && rn) {
+        int k = rn->keys[0] ? 1 : 0;
+        if (!rn->keys[k]) {
+            rn->keys[k] = strdup(key);
+            rn->exps[k] = exp;
+        }
+    }
+    return r;
+}
+
 int same_audience(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -221,7 +234,7 @@ out:
 
 int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap,
                              const char *token, const struct policy_client *client,
-                             struct subject *ret, char *why, size_t n)
+                             struct replay_note *rn, struct subject *ret, char *why, size_t n)
 {
     struct jws jws;
     memset(ret, 0, sizeof(*ret));
@@ -273,7 +286,15 @@ int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap
     char scoped[600];
     snprintf(scoped, sizeof(scoped), "id-jag\n%s\n%s", ret->issuer, ret->jti);
     int64_t exp = (int64_t)json_number_value(json_object_get(p, "exp"));
-    int rr = jti_set_add(o->replay, scoped, exp + CLOCK_SKEW, now);
+    if (exp > now + ASSERTION_MAX_LIFETIME) {
+        snprintf(why, n, "exp is more than an hour away (an ID-JAG lives minutes)");
+        goto out;
+    }
+    if (same_audience(ret->issuer, o->issuer) && jti_set_has(o->revoked, ret->jti, now)) {
+        snprintf(why, n, "the assertion was revoked");
+        goto out;
+    }
+    int rr = replay_use(o, rn, scoped, exp + CLOCK_SKEW);
     if (rr == ERR_EXISTS) {
         snprintf(why, n, "jti has been used before (replay)");
         goto out;

@@ -33,6 +33,7 @@ struct treq {
     size_t n_asserted;
     int has_subject;
     struct subject subject;
+    struct replay_note replay;
     struct decision d;
     enum policy_token_type issued_type;
     /* the issued token's metadata (for the event) */
@@ -135,7 +136,8 @@ static int early_steps(struct treq *t)
         }
     }
     if (t->resource && (strncmp(t->resource, "https://", 8) && strncmp(t->resource, "http://", 7))) {
-        deny(t, REASON_INVALID_REQUEST, "resource must be an absolute URI (RFC 8707)");
+        deny(t, REASON_UNKNOWN_SYSTEM, "resource %.200s is not an absolute URI (RFC 8707)",
+             t->resource);
         return -1;
     }
     if (t->gt == POLICY_GT_TOKEN_EXCHANGE) {
@@ -168,7 +170,8 @@ static int early_steps(struct treq *t)
 
     char why[300] = "";
     enum policy_reason cr = client_authenticate(t->o, t->snap, f, in, &t->client,
-                                                &t->presented_client, &t->basic, why, sizeof(why));
+                                                &t->presented_client, &t->basic, &t->replay, why,
+                                                sizeof(why));
     if (cr != REASON_NONE) {
         deny(t, cr, "%s", why);
         return -1;
@@ -187,7 +190,7 @@ static int early_steps(struct treq *t)
     } else if (t->gt == POLICY_GT_JWT_BEARER) {
         t->has_subject = 1;
         if (subject_verify_assertion(t->o, t->snap, form_get(f, "assertion"), t->client,
-                                     &t->subject, why, sizeof(why)) < 0) {
+                                     &t->replay, &t->subject, why, sizeof(why)) < 0) {
             deny(t, REASON_INVALID_SUBJECT, "%s", why);
             return -1;
         }
@@ -322,7 +325,7 @@ static json_t *build_event(struct treq *t, int granted)
         json_object_set_new(ev, "status_detail", json_string(t->d.detail));
     if (t->subject.user)
         json_object_set_new(ev, "user", json_string(t->subject.user));
-    if (t->has_subject && t->subject.user) {
+    if (t->gt == POLICY_GT_TOKEN_EXCHANGE && t->has_subject && t->subject.user) {
         json_t *g = json_array();
         for (size_t i = 0; i < t->subject.n_groups; i++)
             json_array_append_new(g, json_string(t->subject.groups[i]));
@@ -393,8 +396,13 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
         __atomic_add_fetch(&o->granted, 1, __ATOMIC_RELAXED);
     } else {
         out->status = policy_reason_http(t.d.reason);
+        /* invalid_client says no more than the status text: which of id, secret or method
+         * was wrong would tell a caller whether a client exists (the event has it all) */
         out->body = json_pack("{s:s, s:s}", "error", policy_reason_oauth(t.d.reason),
-                              "error_description", t.d.detail);
+                              "error_description",
+                              t.d.reason == REASON_INVALID_CLIENT
+                                  ? policy_reason_text(REASON_INVALID_CLIENT)
+                                  : t.d.detail);
         if (t.d.reason == REASON_INVALID_CLIENT && t.basic)
             out->www_authenticate = "Basic realm=\"mcpauth\"";
         __atomic_add_fetch(&o->denied, 1, __ATOMIC_RELAXED);
@@ -403,6 +411,10 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     if (token) {
         crypto_wipe(token, strlen(token));
         free(token);
+    }
+    for (int k = 0; k < 2; k++) { /* used ids go with the event, granted or not */
+        out->jti_keys[k] = t.replay.keys[k];
+        out->jti_exps[k] = t.replay.exps[k];
     }
     subject_done(&t.subject);
     free(t.scope_copy);
@@ -427,6 +439,8 @@ void oauth_reply_done(struct oauth_reply *r)
 {
     json_decref(r->body);
     json_decref(r->event);
+    free(r->jti_keys[0]);
+    free(r->jti_keys[1]);
     memset(r, 0, sizeof(*r));
 }
 
@@ -438,6 +452,13 @@ void oauth_reply_unavailable(struct oauth_reply *r)
     r->body = json_pack("{s:s, s:s}", "error", "temporarily_unavailable", "error_description",
                         "Audit log unavailable: the request could not be recorded, so no token "
                         "was issued");
+}
+
+void oauth_note_unavailable(struct oauth *o, int was_granted)
+{
+    __atomic_sub_fetch(was_granted ? &o->granted : &o->denied, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&o->denied, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&o->by_reason[REASON_UNAVAILABLE], 1, __ATOMIC_RELAXED);
 }
 
 void oauth_stats(struct oauth *o, struct oauth_stats *ret)

@@ -66,9 +66,23 @@ static const char migration_2[] =
     " revoked_at TEXT NOT NULL);\n"
     "CREATE INDEX revoked_tokens_exp ON revoked_tokens(exp);\n";
 
+/* Version 3. Log searches: an attribute plus a time window, ordered by seq. */
+static const char migration_3[] =
+    "CREATE INDEX audit_events_user_time ON audit_events(user, time);\n"
+    "CREATE INDEX audit_events_client_time ON audit_events(client, time);\n"
+    "CREATE INDEX audit_events_system_time ON audit_events(system, time);\n";
+
+/* Version 4. Assertion and client-assertion jtis already used (replay protection
+ * that survives a restart), written in the same transaction as the request's event. */
+static const char migration_4[] =
+    "CREATE TABLE seen_jtis(key TEXT PRIMARY KEY, exp INTEGER NOT NULL);\n"
+    "CREATE INDEX seen_jtis_exp ON seen_jtis(exp);\n";
+
 static const char *const migrations[] = {
     migration_1,
     migration_2,
+    migration_3,
+    migration_4,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

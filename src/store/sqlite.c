@@ -17,7 +17,7 @@
  * batch either way. */
 #include "store/store.h"
 #include "core/timeutil.h"
-#include "store/migrations.h"
+#include "store/sqlite_priv.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -58,6 +58,9 @@ enum stmt_id {
     ST_REV_ADD,
     ST_REV_SCAN,
     ST_REV_PURGE,
+    ST_JTI_ADD,
+    ST_JTI_SCAN,
+    ST_JTI_PURGE,
     ST_FIXED_COUNT_
 };
 
@@ -87,6 +90,9 @@ static const char *const fixed_sql[ST_FIXED_COUNT_] = {
                    " ON CONFLICT(jti) DO NOTHING",
     [ST_REV_SCAN] = "SELECT jti, exp FROM revoked_tokens WHERE exp > ?1",
     [ST_REV_PURGE] = "DELETE FROM revoked_tokens WHERE exp <= ?1",
+    [ST_JTI_ADD] = "INSERT INTO seen_jtis(key, exp) VALUES(?1, ?2) ON CONFLICT(key) DO NOTHING",
+    [ST_JTI_SCAN] = "SELECT key, exp FROM seen_jtis WHERE exp > ?1",
+    [ST_JTI_PURGE] = "DELETE FROM seen_jtis WHERE exp <= ?1",
 };
 
 /* Object statements follow the fixed ones, OBJ_OP_COUNT_ per kind; their SQL is
@@ -132,14 +138,19 @@ int store_sqlite_err(int rc)
     }
 }
 
-static void lock(struct store *s)
+void store_lock_(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
 }
 
-static void unlock(struct store *s)
+void store_unlock_(struct store *s)
 {
     pthread_mutex_unlock(&s->mu);
+}
+
+sqlite3 *store_db(struct store *s)
+{
+    return s->db;
 }
 
 static int obj_stmt_id(enum store_kind kind, enum obj_op op)
@@ -263,9 +274,16 @@ out:
 /* Creates the database file 0600 if it does not exist, so that SQLite (which
  * gives its -wal and -shm files the database's mode) never creates it with the
  * process umask. An existing file keeps its mode. */
+/* Creates a new database file with mode 0600 (SQLite then gives -wal and -shm the same
+ * mode). An existing file is never opened here: closing any descriptor of a file drops
+ * every POSIX lock this process holds on it, including those of SQLite connections
+ * already open, and a process without its locks can have its WAL deleted under it by
+ * another process that believes itself the last user. */
 static int create_file(const char *path, struct err_detail *d)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
     if (fd < 0) {
         char msg[128];
         return err_set(d, ERR_IO, "cannot open %s: %s", path, strerror_r(errno, msg, sizeof(msg)));
@@ -835,35 +853,35 @@ out:
     return err;
 }
 
-int store_revoked_add(struct store *s, const char *jti, int64_t exp)
+static int expiring_add(struct store *s, int st_id, const char *key, int64_t exp, int with_time)
 {
-    if (!jti)
+    if (!key)
         return ERR_INVAL;
     char now[TIME_STR_LEN];
     time_format_us(time_now_us(), now);
     sqlite3_stmt *st = NULL;
     lock(s);
-    int err = stmt_get(s, ST_REV_ADD, &st);
-    if (err == 0 && (err = bind_str(st, 1, jti)) == 0 && (err = bind_i64(st, 2, exp)) == 0 &&
-        (err = bind_str(st, 3, now)) == 0)
+    int err = stmt_get(s, st_id, &st);
+    if (err == 0 && (err = bind_str(st, 1, key)) == 0 && (err = bind_i64(st, 2, exp)) == 0 &&
+        (!with_time || (err = bind_str(st, 3, now)) == 0))
         err = step_done(st);
     stmt_done(st);
     unlock(s);
     return err;
 }
 
-int store_revoked_scan(struct store *s, int64_t now,
-                       int (*fn)(const char *jti, int64_t exp, void *arg), void *arg)
+static int expiring_scan(struct store *s, int purge_id, int scan_id, int64_t now,
+                         int (*fn)(const char *key, int64_t exp, void *arg), void *arg)
 {
     sqlite3_stmt *st = NULL;
     lock(s);
-    int err = stmt_get(s, ST_REV_PURGE, &st);
+    int err = stmt_get(s, purge_id, &st);
     if (err == 0 && (err = bind_i64(st, 1, now)) == 0)
         err = step_done(st);
     stmt_done(st);
     st = NULL;
     if (err == 0)
-        err = stmt_get(s, ST_REV_SCAN, &st);
+        err = stmt_get(s, scan_id, &st);
     if (err == 0)
         err = bind_i64(st, 1, now);
     while (err == 0) {
@@ -879,6 +897,28 @@ int store_revoked_scan(struct store *s, int64_t now,
     stmt_done(st);
     unlock(s);
     return err;
+}
+
+int store_revoked_add(struct store *s, const char *jti, int64_t exp)
+{
+    return expiring_add(s, ST_REV_ADD, jti, exp, 1);
+}
+
+int store_revoked_scan(struct store *s, int64_t now,
+                       int (*fn)(const char *jti, int64_t exp, void *arg), void *arg)
+{
+    return expiring_scan(s, ST_REV_PURGE, ST_REV_SCAN, now, fn, arg);
+}
+
+int store_jti_add(struct store *s, const char *key, int64_t exp)
+{
+    return expiring_add(s, ST_JTI_ADD, key, exp, 0);
+}
+
+int store_jti_scan(struct store *s, int64_t now,
+                   int (*fn)(const char *key, int64_t exp, void *arg), void *arg)
+{
+    return expiring_scan(s, ST_JTI_PURGE, ST_JTI_SCAN, now, fn, arg);
 }
 
 int store_set_sync(struct store *s, enum store_sync mode)

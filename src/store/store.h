@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "store/query.h"
 
 struct store;
 
@@ -123,3 +124,22 @@ int store_revoked_add(struct store *s, const char *jti, int64_t exp);
 /* Deletes the expired ones, then calls fn for every jti still to be refused. */
 int store_revoked_scan(struct store *s, int64_t now,
                        int (*fn)(const char *jti, int64_t exp, void *arg), void *arg);
+
+/* ---- used assertion ids (replay protection across restarts) ---- */
+int store_jti_add(struct store *s, const char *key, int64_t exp);
+int store_jti_scan(struct store *s, int64_t now,
+                   int (*fn)(const char *key, int64_t exp, void *arg), void *arg);
+
+/* ---- audit log search ---- */
+/* Runs `q` and calls fn(doc, seq, arg) for each matching event in order, at most
+ * q->limit; stops early when fn returns non-zero (returned). ERR_INVAL when the filter
+ * is malformed (a programming error: logs/ builds only valid trees). */
+int store_events_query(struct store *s, const struct store_query *q,
+                       int (*fn)(const char *doc, int64_t seq, void *arg), void *arg);
+/* The highest seq (0 when empty). */
+int store_events_max_seq(struct store *s, int64_t *ret);
+/* Reads events with seq in [from, to] (to 0 = the end) in order, with their stored hash,
+ * for chain verification: fn(doc, seq, hash, arg). */
+int store_events_chain(struct store *s, int64_t from, int64_t to,
+                       int (*fn)(const char *doc, int64_t seq, const char *hash, void *arg),
+                       void *arg);
