@@ -60,7 +60,7 @@ struct parser {
 };
 
 #define COMPOPS "(eq, ne, co, sw, ew, pr, gt, ge, lt, le)"
-#define VALUES "(a \"string\", a number, true, false or null)"
+#define VALUES  "(a \"string\", a number, true, false or null)"
 
 static const struct {
     char name[3];
@@ -290,14 +290,12 @@ static int lex_string(struct parser *p)
                 goto fail;
             }
             if (cp >= 0xdc00 && cp <= 0xdfff) {
-                r = err_set(p->d, ERR_INVAL, "column %zu: unpaired surrogate in a string",
-                            col(i));
+                r = err_set(p->d, ERR_INVAL, "column %zu: unpaired surrogate in a string", col(i));
                 goto fail;
             }
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                long lo = p->len - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u'
-                              ? hex4(p, i + 7)
-                              : -1;
+                long lo =
+                    p->len - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u' ? hex4(p, i + 7) : -1;
                 if (lo < 0xdc00 || lo > 0xdfff) {
                     r = err_set(p->d, ERR_INVAL, "column %zu: unpaired surrogate in a string",
                                 col(i));
@@ -494,8 +492,8 @@ static int parse_comparison(struct parser *p, struct operand *ret)
         for (int a = 0; a < ATTR_COUNT_; a++)
             k += (size_t)snprintf(known + k, sizeof(known) - k, "%s%s", a ? ", " : "",
                                   store_attr_names[a]);
-        return err_set(p->d, ERR_INVAL, "column %zu: unknown attribute %s (known: %s)",
-                       col(t->pos), describe(p, buf), known);
+        return err_set(p->d, ERR_INVAL, "column %zu: unknown attribute %s (known: %s)", col(t->pos),
+                       describe(p, buf), known);
     }
     size_t attr_pos = t->pos;
     int r = count_node(p, attr_pos);
@@ -510,8 +508,8 @@ static int parse_comparison(struct parser *p, struct operand *ret)
         }
     }
     if (op < 0)
-        return err_set(p->d, ERR_INVAL, "column %zu: expected a comparison operator " COMPOPS
-                                        ", found %s",
+        return err_set(p->d, ERR_INVAL,
+                       "column %zu: expected a comparison operator " COMPOPS ", found %s",
                        col(t->pos), describe(p, buf));
     size_t op_pos = t->pos;
     if ((r = lex(p)) < 0)
@@ -521,8 +519,8 @@ static int parse_comparison(struct parser *p, struct operand *ret)
     enum store_value_type vt = VAL_NONE;
     if (op != OP_PR) {
         if (attr == ATTR_SEQ && (op == OP_CO || op == OP_SW || op == OP_EW))
-            return err_set(p->d, ERR_INVAL, "column %zu: %s needs a string attribute",
-                           col(op_pos), op_name(op));
+            return err_set(p->d, ERR_INVAL, "column %zu: %s needs a string attribute", col(op_pos),
+                           op_name(op));
         if (t->type == T_STRING)
             vt = VAL_STRING;
         else if (t->type == T_NUMBER)
@@ -545,8 +543,8 @@ static int parse_comparison(struct parser *p, struct operand *ret)
                            col(t->pos), aname, op_name(op), describe(p, buf));
         if (attr != ATTR_SEQ && op != OP_EQ && op != OP_NE && vt != VAL_STRING)
             return err_set(p->d, ERR_INVAL,
-                           "column %zu: expected a \"string\" after '%s %s', found %s",
-                           col(t->pos), aname, op_name(op), describe(p, buf));
+                           "column %zu: expected a \"string\" after '%s %s', found %s", col(t->pos),
+                           aname, op_name(op), describe(p, buf));
     }
 
     struct store_filter *n = calloc(1, sizeof(*n));
@@ -574,7 +572,7 @@ static int parse_unary(struct parser *p, int nest, struct operand *ret)
 {
     char buf[ECHO_MAX + 16];
     const struct token *t = &p->tok;
-    struct store_filter *not = NULL;
+    struct store_filter *neg = NULL;
     size_t not_pos = 0;
     struct operand in;
     int r;
@@ -582,9 +580,9 @@ static int parse_unary(struct parser *p, int nest, struct operand *ret)
         not_pos = t->pos;
         if ((r = count_node(p, not_pos)) < 0)
             return r;
-        if (!(not = calloc(1, sizeof(*not))))
+        if (!(neg = calloc(1, sizeof(*neg))))
             return nomem(p);
-        not->op = OP_NOT;
+        neg->op = OP_NOT;
         if ((r = lex(p)) < 0)
             goto fail;
         if (t->type != T_LPAREN) {
@@ -595,8 +593,8 @@ static int parse_unary(struct parser *p, int nest, struct operand *ret)
     } else if (t->type == T_WORD && !is_reserved(p)) {
         return parse_comparison(p, ret);
     } else if (t->type != T_LPAREN) {
-        return err_set(p->d, ERR_INVAL, "column %zu: expected an attribute, found %s",
-                       col(t->pos), describe(p, buf));
+        return err_set(p->d, ERR_INVAL, "column %zu: expected an attribute, found %s", col(t->pos),
+                       describe(p, buf));
     }
     if (nest >= SCIM_MAX_DEPTH) {
         r = too_deep(p, col(t->pos));
@@ -614,18 +612,18 @@ static int parse_unary(struct parser *p, int nest, struct operand *ret)
         store_filter_free(in.node);
         goto fail;
     }
-    if (not) {
-        not->left = in.node;
+    if (neg) {
+        neg->left = in.node;
         if (++in.depth > SCIM_MAX_DEPTH) {
-            store_filter_free(not);
+            store_filter_free(neg);
             return too_deep(p, col(not_pos));
         }
-        in.node = not;
+        in.node = neg;
     }
     *ret = in;
     return 0;
 fail:
-    store_filter_free(not);
+    store_filter_free(neg);
     return r;
 }
 

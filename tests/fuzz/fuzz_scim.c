@@ -120,10 +120,9 @@ static void puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static const char *const opnames[] = {[OP_EQ] = "eq", [OP_NE] = "ne", [OP_CO] = "co",
-                                      [OP_SW] = "sw", [OP_EW] = "ew", [OP_PR] = "pr",
-                                      [OP_GT] = "gt", [OP_GE] = "ge", [OP_LT] = "lt",
-                                      [OP_LE] = "le"};
+static const char *const opnames[] = {
+    [OP_EQ] = "eq", [OP_NE] = "ne", [OP_CO] = "co", [OP_SW] = "sw", [OP_EW] = "ew",
+    [OP_PR] = "pr", [OP_GT] = "gt", [OP_GE] = "ge", [OP_LT] = "lt", [OP_LE] = "le"};
 
 /* Depth is bounded by check() before this runs. */
 static void format(struct out *o, const struct store_filter *f)

@@ -20,8 +20,8 @@
 /* ---- helpers ---- */
 
 static const char *const opnames[] = {
-    [OP_EQ] = "eq", [OP_NE] = "ne", [OP_CO] = "co",   [OP_SW] = "sw", [OP_EW] = "ew",
-    [OP_PR] = "pr", [OP_GT] = "gt", [OP_GE] = "ge",   [OP_LT] = "lt", [OP_LE] = "le",
+    [OP_EQ] = "eq",   [OP_NE] = "ne", [OP_CO] = "co",   [OP_SW] = "sw", [OP_EW] = "ew",
+    [OP_PR] = "pr",   [OP_GT] = "gt", [OP_GE] = "ge",   [OP_LT] = "lt", [OP_LE] = "le",
     [OP_AND] = "and", [OP_OR] = "or", [OP_NOT] = "not",
 };
 
@@ -58,8 +58,7 @@ static void sexp(const struct store_filter *f, char *out, size_t cap)
                  f->str);
         break;
     case VAL_NUMBER:
-        snprintf(out + n, cap - n, "(%s %s %g)", opnames[f->op], store_attr_names[f->attr],
-                 f->num);
+        snprintf(out + n, cap - n, "(%s %s %g)", opnames[f->op], store_attr_names[f->attr], f->num);
         break;
     case VAL_NULL:
         snprintf(out + n, cap - n, "(%s %s null)", opnames[f->op], store_attr_names[f->attr]);
@@ -141,7 +140,7 @@ static int count(const struct store_filter *f)
 }
 
 #define VALUE_ERR "expected a value (a \"string\", a number, true, false or null)"
-#define OP_ERR "expected a comparison operator (eq, ne, co, sw, ew, pr, gt, ge, lt, le)"
+#define OP_ERR    "expected a comparison operator (eq, ne, co, sw, ew, pr, gt, ge, lt, le)"
 
 /* ---- trees ---- */
 
@@ -195,10 +194,23 @@ static void test_every_attribute(void **state)
 {
     (void)state;
     static const char *const names[ATTR_COUNT_] = {
-        "id",       "seq",          "type",     "outcome",      "severity",
-        "reason",   "user",         "client",   "system",       "audience",
-        "access_policy", "token.id", "token.key_id", "token.alg", "request.client_ip",
-        "request.grant_type", "scopes.name",
+        "id",
+        "seq",
+        "type",
+        "outcome",
+        "severity",
+        "reason",
+        "user",
+        "client",
+        "system",
+        "audience",
+        "access_policy",
+        "token.id",
+        "token.key_id",
+        "token.alg",
+        "request.client_ip",
+        "request.grant_type",
+        "scopes.name",
     };
     for (int a = 0; a < ATTR_COUNT_; a++) {
         assert_string_equal(store_attr_names[a], names[a]);
@@ -268,8 +280,7 @@ static void test_not(void **state)
 static void test_chains_are_balanced(void **state)
 {
     (void)state;
-    expect_tree("user pr and client pr and type pr",
-                "(and (and (pr user) (pr client)) (pr type))");
+    expect_tree("user pr and client pr and type pr", "(and (and (pr user) (pr client)) (pr type))");
     expect_tree("id pr or seq pr or type pr or user pr",
                 "(or (or (pr id) (pr seq)) (or (pr type) (pr user)))");
     /* 100 alternatives: shallow, in order */
@@ -322,7 +333,8 @@ static void test_string_escapes(void **state)
     expect_string_value("user eq \"\\u0041\\u007f\"", "A\x7f");
     expect_string_value("user eq \"\\u07ff\\u0800\\uffff\"", "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
     expect_string_value("user eq \"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80");
-    expect_string_value("user eq \"\\uD800\\uDC00\\uDBFF\\uDFFF\"", "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf");
+    expect_string_value("user eq \"\\uD800\\uDC00\\uDBFF\\uDFFF\"",
+                        "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf");
     /* raw UTF-8 is kept as is */
     expect_string_value("user eq \"caf\xc3\xa9 \xf0\x9f\x98\x80\"", "caf\xc3\xa9 \xf0\x9f\x98\x80");
     /* quotes, parentheses and keywords inside a string are only bytes */
@@ -336,9 +348,17 @@ static void test_numbers(void **state)
         const char *text;
         double v;
     } ok[] = {
-        {"0", 0},          {"-0", -0.0},     {"7", 7},           {"-1", -1},
-        {"1.5", 1.5},      {"1e3", 1000},    {"1E+3", 1000},     {"25e-1", 2.5},
-        {"0.125", 0.125},  {"-2.5E-3", -0.0025}, {"9007199254740993", 9007199254740992.0},
+        {"0", 0},
+        {"-0", -0.0},
+        {"7", 7},
+        {"-1", -1},
+        {"1.5", 1.5},
+        {"1e3", 1000},
+        {"1E+3", 1000},
+        {"25e-1", 2.5},
+        {"0.125", 0.125},
+        {"-2.5E-3", -0.0025},
+        {"9007199254740993", 9007199254740992.0},
         {"1e308", 1e308},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -390,16 +410,23 @@ static void test_errors_structure(void **state)
     expect_err("(user eq \"x\" or type pr xyz)",
                "column 25: expected 'and', 'or' or ')', found 'xyz'");
     expect_err("user eq \"x\")", "column 12: expected 'and', 'or' or end of input, found ')'");
-    expect_err("user eq \"x\" xyz",
-               "column 13: expected 'and', 'or' or end of input, found 'xyz'");
+    expect_err("user eq \"x\" xyz", "column 13: expected 'and', 'or' or end of input, found 'xyz'");
     expect_err("user pr user pr", "column 9: expected 'and', 'or' or end of input, found 'user'");
     expect_err("user pr \"x\"", "column 9: expected 'and', 'or' or end of input, found a string");
     expect_err("not user eq \"x\"", "column 5: expected '(' after 'not', found 'user'");
     expect_err("not", "column 4: expected '(' after 'not', found end of input");
     expect_err("not ()", "column 6: expected an attribute, found ')'");
-    expect_err("user eq \"x\"\n", "column 12: expected 'and', 'or' or end of input, found byte 0x0a");
+    expect_err("user eq \"x\"\n",
+               "column 12: expected 'and', 'or' or end of input, found byte 0x0a");
     expect_err("user eq \"x\" \xc3\xa9",
                "column 13: expected 'and', 'or' or end of input, found byte 0xc3");
+    expect_err("user eq (", "column 9: " VALUE_ERR ", found '('");
+    expect_err_len(NULL, 5, ERR_INVAL, "column 1: no filter text");
+    /* a bad token right after a complete value, 'not' or ')' */
+    expect_err("user eq \"x\"\"abc", "column 12: unterminated string");
+    expect_err("not \"abc", "column 5: unterminated string");
+    expect_err("(user pr)\"abc", "column 10: unterminated string");
+    expect_err("(user pr) and 1x", "column 15: invalid number '1x'");
     expect_err("user[type eq \"x\"]", "column 5: " OP_ERR ", found '['");
     /* long words are cut in messages */
     expect_err("user eq \"x\" aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -459,7 +486,8 @@ static void test_errors_strings(void **state)
                "column 10: invalid \\u escape in a string (expected 4 hex digits)");
     expect_err("user eq \"\\u12g4\"",
                "column 10: invalid \\u escape in a string (expected 4 hex digits)");
-    expect_err("user eq \"\\u", "column 10: invalid \\u escape in a string (expected 4 hex digits)");
+    expect_err("user eq \"\\u",
+               "column 10: invalid \\u escape in a string (expected 4 hex digits)");
     expect_err("user eq \"\\u0000\"", "column 10: \\u0000 is not allowed in a string");
     expect_err("user eq \"\\ud83d\"", "column 10: unpaired surrogate in a string");
     expect_err("user eq \"\\ud83dx\"", "column 10: unpaired surrogate in a string");
@@ -491,7 +519,8 @@ static void test_injection_stays_in_strings(void **state)
 {
     (void)state;
     expect_string_value("user eq \"x\\\" or 1=1 --\"", "x\" or 1=1 --");
-    expect_string_value("user eq \"a'; DROP TABLE audit_events; --\"", "a'; DROP TABLE audit_events; --");
+    expect_string_value("user eq \"a'; DROP TABLE audit_events; --\"",
+                        "a'; DROP TABLE audit_events; --");
     expect_string_value("user eq \"%_\\\\\"", "%_\\");
     struct store_filter *f = parse("user eq \"x\\\" or user pr or \\\"\"");
     assert_int_equal(count(f), 1);
@@ -531,14 +560,14 @@ static void test_depth_cap(void **state)
     (void)state;
     char s[512];
     /* 32 parentheses deep is fine */
-    snprintf(s, sizeof(s), "%.*suser pr%.*s", 32, "((((((((((((((((((((((((((((((((((((((((",
-             32, "))))))))))))))))))))))))))))))))))))))))");
+    snprintf(s, sizeof(s), "%.*suser pr%.*s", 32, "((((((((((((((((((((((((((((((((((((((((", 32,
+             "))))))))))))))))))))))))))))))))))))))))");
     struct store_filter *f = parse(s);
     assert_int_equal(f->op, OP_PR);
     store_filter_free(f);
     /* the 33rd is refused at its column */
-    snprintf(s, sizeof(s), "%.*suser pr%.*s", 33, "((((((((((((((((((((((((((((((((((((((((",
-             33, "))))))))))))))))))))))))))))))))))))))))");
+    snprintf(s, sizeof(s), "%.*suser pr%.*s", 33, "((((((((((((((((((((((((((((((((((((((((", 33,
+             "))))))))))))))))))))))))))))))))))))))))");
     expect_err_len(s, strlen(s), ERR_TOOBIG, "column 33: filter nested deeper than 32 levels");
     /* without closing parentheses: still the cap, not "unbalanced", comes first */
     expect_err_len("((((((((((((((((((((((((((((((((((((((((", 40, ERR_TOOBIG,
@@ -598,10 +627,12 @@ static void test_node_cap(void **state)
     store_filter_free(f);
     /* the 257th node is the 129th comparison, at column 1+128*9 */
     strcat(s, " or id pr");
-    expect_err_len(s, strlen(s), ERR_TOOBIG, "column 1153: filter too complex (more than 256 nodes)");
+    expect_err_len(s, strlen(s), ERR_TOOBIG,
+                   "column 1153: filter too complex (more than 256 nodes)");
     /* or the 128th 'or' after a not */
     snprintf(t, sizeof(t), "not (id pr) or %s", s);
-    expect_err_len(t, strlen(t), ERR_TOOBIG, "column 1156: filter too complex (more than 256 nodes)");
+    expect_err_len(t, strlen(t), ERR_TOOBIG,
+                   "column 1156: filter too complex (more than 256 nodes)");
 }
 
 /* ---- store/query.c ---- */
