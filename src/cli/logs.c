@@ -394,18 +394,19 @@ static int put_scopes(struct buf *b, const json_t *scopes)
     return 0;
 }
 
-/* status_detail; for an admin change "ACTION OBJECT by ACTOR". */
+/* status_detail; for an admin change (or a key rotation, which is told the
+ * same way) "ACTION OBJECT by ACTOR". */
 static int put_detail(struct buf *b, const json_t *ev)
 {
     const char *type = cli_string_of(ev, "type");
-    if (type && strcmp(type, "admin.change") == 0) {
-        const char *action = cli_string_of(ev, "action");
-        const char *object = cli_string_of(ev, "object");
+    const char *detail = cli_string_of(ev, "status_detail");
+    const char *action = cli_string_of(ev, "action");
+    const char *object = cli_string_of(ev, "object");
+    if ((type && strcmp(type, "admin.change") == 0) || (!detail && action && object)) {
         const char *actor = cli_string_of(ev, "actor");
         return buf_printf(b, "%s %s by %s", action ? action : "-", object ? object : "-",
                           actor ? actor : "-");
     }
-    const char *detail = cli_string_of(ev, "status_detail");
     return detail ? buf_puts(b, detail) : 0;
 }
 

@@ -393,6 +393,12 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         req->route = ROUTE_TOKEN;
         return route_oauth(req, res, oauth_token);
     }
+    if (strcmp(u, "/oauth/authorize") == 0) {
+        /* never a redirect: no redirect URI has been validated */
+        req->route = ROUTE_NOT_FOUND;
+        return res_error_oauth(res, 400, "unsupported_response_type",
+                               "the authorization code flow is not enabled on this server yet");
+    }
     if (strcmp(u, "/oauth/introspect") == 0) {
         req->route = ROUTE_INTROSPECT;
         return route_oauth(req, res, oauth_introspect);

@@ -21,7 +21,7 @@ static enum policy_reason fail(char *why, size_t n, enum policy_reason r, const 
 }
 
 /* Decodes "Basic base64(urlencode(id):urlencode(secret))" (RFC 6749 §2.3.1). */
-static int parse_basic(const char *h, char *id, char *secret)
+static int parse_basic(const char *h, char *id, char *secret, char *raw_secret)
 {
     while (*h == ' ')
         h++;
@@ -40,8 +40,12 @@ static int parse_basic(const char *h, char *id, char *secret)
         return -1;
     long a = form_unescape((const char *)raw, il, id, 1);
     long b = form_unescape((const char *)colon + 1, sl, secret, 1);
+    memcpy(raw_secret, colon + 1, sl); /* some clients (the MCP SDK) do not form-encode */
+    raw_secret[sl] = '\0';
     crypto_wipe(raw, sizeof(raw));
-    return a > 0 && b >= 0 ? 0 : -1;
+    if (b < 0) /* not form-encoded after all: the secret as sent */
+        memcpy(secret, raw_secret, sl + 1);
+    return a > 0 ? 0 : -1;
 }
 
 static enum policy_reason verify_client_assertion(struct oauth *o,
@@ -133,7 +137,8 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
                                        size_t why_len)
 {
     static _Thread_local char basic_id[MAX_CRED];
-    char basic_secret[MAX_CRED];
+    char basic_secret[MAX_CRED], raw_secret[MAX_CRED];
+    raw_secret[0] = '\0';
     const char *form_id = form_get(f, "client_id");
     const char *form_secret = form_get(f, "client_secret");
     const char *assertion = form_get(f, "client_assertion");
@@ -150,7 +155,7 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
 
     const char *id = form_id, *secret = form_secret;
     if (basic) {
-        if (parse_basic(in->authorization + 6, basic_id, basic_secret) < 0)
+        if (parse_basic(in->authorization + 6, basic_id, basic_secret, raw_secret) < 0)
             return fail(why, why_len, REASON_INVALID_CLIENT, "malformed Basic credentials");
         if (form_id && strcmp(form_id, basic_id) != 0) {
             crypto_wipe(basic_secret, sizeof(basic_secret));
@@ -202,7 +207,12 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
                                             : "client secret missing");
             goto out;
         }
-        if (!c->secret_hash || secret_cache_verify(o->secrets, c->id, c->secret_hash, secret) != 0) {
+        /* RFC 6749 §2.3.1 form-encodes Basic credentials; clients that do not are common,
+         * so a secret with '%' or '+' is also tried as sent */
+        if (!c->secret_hash ||
+            (secret_cache_verify(o->secrets, c->id, c->secret_hash, secret) != 0 &&
+             !(basic && strcmp(raw_secret, secret) != 0 &&
+               secret_cache_verify(o->secrets, c->id, c->secret_hash, raw_secret) == 0))) {
             fail(why, why_len, r, "client secret does not match");
             goto out;
         }
@@ -232,5 +242,6 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
     r = REASON_NONE;
 out:
     crypto_wipe(basic_secret, sizeof(basic_secret));
+    crypto_wipe(raw_secret, sizeof(raw_secret));
     return r;
 }

@@ -68,8 +68,8 @@ static int own_token(struct oauth *o, const struct policy_snapshot *snap, const 
         return -1;
     struct jose_pubkey *key = NULL;
     const char *iss = json_string_value(json_object_get(jws->payload, "iss"));
-    int ok = iss && strcmp(iss, o->issuer) == 0 && jws->typ &&
-             (strcmp(jws->typ, TYP_AT) == 0 || strcmp(jws->typ, TYP_ID_JAG) == 0) &&
+    int ok = iss && strcmp(iss, o->issuer) == 0 &&
+             (typ_is(jws->typ, TYP_AT) || typ_is(jws->typ, TYP_ID_JAG)) &&
              own_key(snap, jws, &key) == 0 && jws_verify(jws, key) == 0;
     jose_pubkey_free(key);
     if (!ok) {
@@ -103,7 +103,7 @@ void oauth_introspect(struct oauth *o, struct oauth_in *in, struct oauth_reply *
         out->body = json_deep_copy(p);
         json_object_set_new(out->body, "active", json_true());
         json_object_set_new(out->body, "token_type",
-                            json_string(strcmp(jws.typ, TYP_AT) == 0 ? "Bearer" : "N_A"));
+                            json_string(typ_is(jws.typ, TYP_AT) ? "Bearer" : "N_A"));
     }
     jws_done(&jws);
 done:

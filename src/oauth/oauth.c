@@ -66,6 +66,7 @@ json_t *oauth_metadata(struct oauth *o)
     } endpoints[] = {
         {"token_endpoint", "/oauth/token"},
         {"jwks_uri", "/oauth/jwks"},
+        {"authorization_endpoint", "/oauth/authorize"},
         {"introspection_endpoint", "/oauth/introspect"},
         {"revocation_endpoint", "/oauth/revoke"},
     };
@@ -80,13 +81,14 @@ json_t *oauth_metadata(struct oauth *o)
     json_t *auth = json_pack("[s, s, s, s]", "client_secret_basic", "client_secret_post",
                              "private_key_jwt", "none");
     json_t *algs = json_pack("[s, s, s, s, s]", "ES256", "ES384", "RS256", "PS256", "EdDSA");
-    /* authorization_endpoint, registration_endpoint, the authorization_code grant and
-     * code_challenge_methods_supported are advertised once /oauth/authorize and
-     * /oauth/register exist: metadata must not send clients to endpoints that 404 */
+    /* as spec/http-api.md lists them (the MCP SDK refuses metadata without an
+     * authorization_endpoint). /oauth/authorize answers with an OAuth error until the
+     * authorization-code front door lands; registration_endpoint is added with it. */
     json_object_set_new(m, "grant_types_supported",
-                        json_pack("[s, s, s]", GT_TOKEN_EXCHANGE, GT_JWT_BEARER,
-                                  GT_CLIENT_CREDENTIALS));
-    json_object_set_new(m, "response_types_supported", json_array());
+                        json_pack("[s, s, s, s]", GT_TOKEN_EXCHANGE, GT_JWT_BEARER,
+                                  GT_CLIENT_CREDENTIALS, "authorization_code"));
+    json_object_set_new(m, "response_types_supported", json_pack("[s]", "code"));
+    json_object_set_new(m, "code_challenge_methods_supported", json_pack("[s]", "S256"));
     json_object_set_new(m, "authorization_grant_profiles_supported",
                         json_pack("[s]", "urn:ietf:params:oauth:grant-profile:id-jag"));
     json_object_set_new(m, "identity_chaining_requested_token_types_supported",

@@ -86,3 +86,6 @@ int own_key(const struct policy_snapshot *snap, const struct jws *jws, struct jo
  * `single`, or holding it among others when !single). */
 int aud_matches(const json_t *aud, const char *want, int single);
 int same_audience(const char *a, const char *b);
+/* RFC 7515 §4.1.9: media types compare case-insensitively and "application/" may be
+ * left out. 1 when `typ` (may be NULL) names `want`. */
+int typ_is(const char *typ, const char *want);

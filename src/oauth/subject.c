@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 int64_t oauth_now(void)
@@ -38,6 +39,15 @@ int replay_use(struct oauth *o, struct replay_note *rn, const char *key, int64_t
         }
     }
     return r;
+}
+
+int typ_is(const char *typ, const char *want)
+{
+    if (!typ)
+        return 0;
+    if (strncasecmp(typ, "application/", 12) == 0)
+        typ += 12;
+    return strcasecmp(typ, want) == 0;
 }
 
 int same_audience(const char *a, const char *b)
@@ -197,7 +207,7 @@ int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap,
         snprintf(why, n, "issuer %.200s is not a trusted identity provider", iss);
         goto out;
     }
-    if (jws.typ && (strcmp(jws.typ, TYP_ID_JAG) == 0 || strcmp(jws.typ, TYP_AT) == 0)) {
+    if (typ_is(jws.typ, TYP_ID_JAG) || typ_is(jws.typ, TYP_AT)) {
         snprintf(why, n, "typ %s is not an ID token", jws.typ);
         goto out;
     }
@@ -246,7 +256,7 @@ int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap
     const json_t *p = jws.payload;
     ret->issuer = strdup(json_string_value(json_object_get(p, "iss")));
     int64_t now = oauth_now();
-    if (!jws.typ || strcmp(jws.typ, TYP_ID_JAG) != 0) {
+    if (!typ_is(jws.typ, TYP_ID_JAG)) {
         snprintf(why, n, "typ must be %s", TYP_ID_JAG);
         goto out;
     }

@@ -235,8 +235,13 @@ class Server {
     if (!this.child) return { code: null, signal: null, stderr: this.stderrLog };
     if (!this.exit) {
       this.child.kill(signal);
-      const timer = sleep(STOP_TIMEOUT_MS).then(() => 'timeout');
-      if ((await Promise.race([this.exited, timer])) === 'timeout') {
+      let handle;
+      const timer = new Promise((r) => {
+        handle = setTimeout(() => r('timeout'), STOP_TIMEOUT_MS);
+      });
+      const outcome = await Promise.race([this.exited, timer]);
+      clearTimeout(handle); // a pending timer would keep the test process alive 10 s
+      if (outcome === 'timeout') {
         this.stderrLog += `----- no exit ${STOP_TIMEOUT_MS} ms after SIGTERM: SIGKILL -----\n`;
         this.child.kill('SIGKILL');
         await this.exited;
