@@ -78,45 +78,10 @@ const char *req_query(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static enum MHD_Result send_response(struct http_request *req, struct http_response *res)
+/* Headers every answer carries, then the handler's own; queues `r` (consumed). */
+static enum MHD_Result queue(struct http_request *req, struct http_response *res,
+                             struct MHD_Response *r)
 {
-    if (res->stream) {
-        struct MHD_Response *r = MHD_create_response_from_callback(
-            MHD_SIZE_UNKNOWN, 64 * 1024, res->stream, res->stream_ctx, res->stream_free);
-        if (!r) {
-            res->stream_free(res->stream_ctx);
-            res->stream = NULL;
-            return MHD_NO;
-        }
-        res->stream = NULL; /* MHD owns the context now */
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(r, "X-Request-Id", req->id);
-        for (int i = 0; i < res->n_headers; i++) {
-            if (res->header_values[i])
-                MHD_add_response_header(r, res->header_names[i], res->header_values[i]);
-            free(res->header_values[i]);
-            res->header_values[i] = NULL;
-        }
-        res->n_headers = 0;
-        req->status = res->status;
-        enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
-        MHD_destroy_response(r);
-        return ok;
-    }
-    if (!res->body) {
-        res->body = strdup("");
-        res->len = 0;
-    }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(res->body);
-        res->body = NULL;
-        return MHD_NO;
-    }
-    res->body = NULL; /* owned by MHD now */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             res->content_type ? res->content_type : "application/json");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -133,6 +98,28 @@ static enum MHD_Result send_response(struct http_request *req, struct http_respo
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+static enum MHD_Result send_response(struct http_request *req, struct http_response *res)
+{
+    struct MHD_Response *r;
+    if (res->stream) {
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, res->stream,
+                                              res->stream_ctx, res->stream_free);
+        if (!r)
+            res->stream_free(res->stream_ctx);
+        res->stream = NULL; /* MHD owns the context now (or it was freed) */
+    } else {
+        if (!res->body) {
+            res->body = strdup("");
+            res->len = 0;
+        }
+        r = MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            free(res->body);
+        res->body = NULL; /* owned by MHD now (or freed) */
+    }
+    return r ? queue(req, res, r) : MHD_NO;
 }
 
 static void res_free(struct http_response *res)
