@@ -139,10 +139,11 @@ static int put_param(struct client *c, struct buf *b, const char *name, const ch
 
 /* ---- progress on stderr ---- */
 
-/* Counts events in the bytes that pass and says how fast they go: on a
- * terminal always, elsewhere only once a download is large enough for a log
- * reader to care. A CSV record may hold line breaks inside quotes, and its
- * first line is the column row. */
+/* Counts events in the bytes that pass and says how fast they go, every
+ * second: on a terminal always, elsewhere only past PROGRESS_LINES, so that a
+ * small download into a file does not fill a CI log. A finished download
+ * always ends with the count. A CSV record may hold line breaks inside
+ * quotes, and its first line is the column row. */
 struct progress {
     bool tty;
     bool csv;
@@ -201,9 +202,11 @@ static void progress_bytes(struct progress *p, const char *data, size_t len)
     progress_tick(p);
 }
 
-static void progress_end(struct progress *p)
+/* The last word: when progress was wanted, or `always` (a download says how
+ * much it wrote, even a small one into a file). */
+static void progress_end(struct progress *p, bool always)
 {
-    if (progress_wanted(p))
+    if (always || progress_wanted(p))
         progress_print(p, mono_ns(), true);
 }
 
@@ -577,15 +580,23 @@ static char *page_path(const char *query, uint64_t limit)
     return buf_take(&b, NULL);
 }
 
+/* get_page() when the server could not be reached and the caller would
+ * rather wait for it than stop. */
+#define PAGE_UNREACHABLE (-1)
+
 /* One page: the array of events and the next page's query (NULL when there is
- * none). Prints what went wrong and returns the exit status. */
-static int get_page(struct client *c, const char *path, json_t **ret_events, char **ret_next)
+ * none). Prints what went wrong and returns the exit status; with `patient`,
+ * an unreachable server is PAGE_UNREACHABLE and left to the caller to tell. */
+static int get_page(struct client *c, const char *path, bool patient, json_t **ret_events,
+                    char **ret_next)
 {
     struct client_response resp = {0};
     char *link = NULL;
     int rc = RC_REFUSED;
     int r = client_request_h(c, "GET", path, NULL, NULL, 0, "Link", &link, &resp);
 
+    if (r == ERR_IO && patient)
+        return PAGE_UNREACHABLE;
     if (r == ERR_IO) {
         fprintf(stderr, "mcpauth: cannot reach %s: ", client_addr(c));
         cli_put_clean(stderr, client_error(c));
@@ -646,6 +657,7 @@ static int logs_pages(struct client *c, const struct logs_opts *o)
     uint64_t printed = 0;
     uint64_t per_page = o->fmt == FMT_TABLE ? PAGE_TABLE : PAGE_JSONL;
     bool show_progress = o->fmt == FMT_JSONL && !o->follow;
+    bool answered = false, lost = false; /* following: the server answered once, went away */
     int rc = RC_OK;
 
     buf_init(&q, 0);
@@ -680,9 +692,28 @@ static int logs_pages(struct client *c, const struct logs_opts *o)
 
         json_t *events = NULL;
         char *next = NULL;
-        rc = get_page(c, path, &events, &next);
+        rc = get_page(c, path, o->follow && answered, &events, &next);
+        if (rc == PAGE_UNREACHABLE) {
+            /* The cursor outlives a restart of the server: wait for it. */
+            if (!lost) {
+                fprintf(stderr, "mcpauth: lost %s (", client_addr(c));
+                cli_put_clean(stderr, client_error(c));
+                fputs("); retrying every second\n", stderr);
+                lost = true;
+            }
+            rc = RC_OK;
+            pause_1s();
+            if (interrupted)
+                break;
+            continue;
+        }
         if (rc != RC_OK)
             break;
+        answered = true;
+        if (lost) {
+            fprintf(stderr, "mcpauth: %s answers again\n", client_addr(c));
+            lost = false;
+        }
         size_t n = json_array_size(events);
         if (o->limit && n > o->limit - printed) /* a server that ignored limit */
             n = (size_t)(o->limit - printed);
@@ -725,7 +756,7 @@ static int logs_pages(struct client *c, const struct logs_opts *o)
     if (rc == RC_OK && o->fmt == FMT_TABLE && table.rows == 0 && !o->follow)
         fputs("No events found.\n", stderr);
     if (show_progress && rc == RC_OK)
-        progress_end(&prog);
+        progress_end(&prog, false);
     return cli_finish(rc);
 }
 
@@ -782,9 +813,7 @@ static int logs_download(struct client *c, const struct logs_opts *o)
         d.write_errno = errno;
         r = ERR_IO;
     }
-    if (d.started && r == 0)
-        progress_end(&d.prog);
-    else if (d.prog.shown && d.prog.tty)
+    if (r < 0 && d.prog.shown && d.prog.tty)
         fputc('\n', stderr); /* the message goes below the progress line */
 
     if (d.write_errno) {
@@ -810,12 +839,14 @@ static int logs_download(struct client *c, const struct logs_opts *o)
         fprintf(stderr, "mcpauth: %s\n", err_message(r));
         goto out;
     }
-    if (resp.status == 401)
+    if (resp.status == 401) {
         fputs("mcpauth: the server refused the admin token (HTTP 401)\n", stderr);
-    else if (resp.status < 200 || resp.status > 299)
+    } else if (resp.status < 200 || resp.status > 299) {
         cli_report_refusal(&resp);
-    else
+    } else {
+        progress_end(&d.prog, true);
         rc = RC_OK;
+    }
 out:
     client_response_done(&resp);
     return cli_finish(rc);
@@ -1099,7 +1130,6 @@ static void print_audit_event(const struct token *t)
     struct buf path;
     char *filter = NULL;
 
-    buf_init(&path, 0);
     if (!jti) {
         puts("audit event: not looked up (the token has no jti)");
         return;
@@ -1115,6 +1145,7 @@ static void print_audit_event(const struct token *t)
                               : err_message(r));
         return;
     }
+    buf_init(&path, 0);
     /* The filter's string is JSON string syntax: a jti cannot break out of it. */
     json_t *js = json_string(jti);
     char *quoted = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;

@@ -67,8 +67,14 @@ static int page(struct http_request *req, struct http_response *res)
         logs_request_done(&lr);
         return res_error(res, r, "reading the log failed");
     }
+    /* A page that is not full saw every event up to max_seq (read before the query), so
+     * a tailing client's cursor moves past them even when the filter matched none: the
+     * next poll starts there instead of rescanning the log. */
+    int64_t next = pg.last;
+    if (lr.polling && pg.n < lr.limit && max_seq > next)
+        next = max_seq;
     if (lr.polling || pg.n == lr.limit) {
-        char *qs = logs_next_query(&lr, &p, pg.last);
+        char *qs = logs_next_query(&lr, &p, next);
         if (qs) {
             size_t n = strlen(srv->cfg.issuer) + strlen(qs) + 64;
             char *link = malloc(n);
@@ -214,26 +220,28 @@ static int verify(struct http_request *req, struct http_response *res)
     struct err_detail d = {{0}};
     int r = logs_request_parse(&window, srv->cfg.logs_key, time_now_us(), 0, 1, &lr, &d);
     if (r < 0)
-        return res_error(res, r, d.msg);
+        return res_error(res, r, d.msg[0] ? d.msg : NULL);
     int64_t from = 1, to = 0;
     if (lr.q.since) {
         from = 0;
-        store_events_query(srv->cfg.logs_store, &lr.q, first_seq, &from);
-        if (!from) /* nothing in the window */
+        r = store_events_query(srv->cfg.logs_store, &lr.q, first_seq, &from);
+        if (r == 0 && !from) /* nothing in the window */
             from = INT64_MAX;
     }
-    if (lr.q.until) {
+    if (r >= 0 && lr.q.until) {
         lr.q.descending = 1;
-        store_events_query(srv->cfg.logs_store, &lr.q, first_seq, &to);
-        if (!to)
+        r = store_events_query(srv->cfg.logs_store, &lr.q, first_seq, &to);
+        if (r == 0 && !to)
             to = -1;
     }
     logs_request_done(&lr);
+    if (r < 0 && r != 1) /* first_seq stops the scan with 1: not an error */
+        return res_error(res, r, "reading the log failed");
     json_t *out = NULL;
     if (from == INT64_MAX || to == -1 || (to && to < from))
         out = json_pack("{s:b, s:i}", "ok", 1, "verified", 0);
     else if ((r = logs_verify(srv->cfg.logs_store, from, to, &out, &d)) < 0)
-        return res_error(res, r, d.msg);
+        return res_error(res, r, d.msg[0] ? d.msg : NULL);
     return res_json(res, 200, out);
 }
 

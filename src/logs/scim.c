@@ -481,7 +481,7 @@ static int parse_comparison(struct parser *p, struct operand *ret)
     int attr = -1;
     for (int a = 0; a < ATTR_COUNT_; a++) {
         if (strlen(store_attr_names[a]) == t->len &&
-            !memcmp(store_attr_names[a], p->s + t->pos, t->len)) {
+            !strncasecmp(store_attr_names[a], p->s + t->pos, t->len)) {
             attr = a;
             break;
         }

@@ -8,8 +8,8 @@
  *   compop  = "eq" / "ne" / "co" / "sw" / "ew" / "gt" / "ge" / "lt" / "le"
  *   value   = string (JSON string syntax, double quotes) / number / "true" / "false" / "null"
  *
- * Operators and keywords are case-insensitive; attribute names are exact (as in
- * store_attr_names). Bounded: at most SCIM_MAX_LEN bytes, SCIM_MAX_DEPTH nesting
+ * Operators, keywords and attribute names are case-insensitive (RFC 7644 §3.4.2.2;
+ * names as in store_attr_names). Bounded: at most SCIM_MAX_LEN bytes, SCIM_MAX_DEPTH nesting
  * and SCIM_MAX_NODES nodes. `seq` compares with numbers, every other attribute with
  * strings; co/sw/ew/gt/ge/lt/le need a string (or, for seq, a number); pr takes no
  * value. Errors name the 1-based column and what was expected there:

@@ -312,11 +312,9 @@ static void test_keywords_case_insensitive(void **state)
     expect_tree("reason EQ NULL", "(eq reason null)");
     expect_tree("user CO \"a\" or user SW \"b\" or user EW \"c\"",
                 "(or (or (co user \"a\") (sw user \"b\")) (ew user \"c\"))");
-    /* attribute names are exact */
-    expect_err("User eq \"x\"",
-               "column 1: unknown attribute 'User' (known: id, seq, type, outcome, severity, "
-               "reason, user, client, system, audience, access_policy, token.id, token.key_id, "
-               "token.alg, request.client_ip, request.grant_type, scopes.name)");
+    /* attribute names are case-insensitive too (RFC 7644 §3.4.2.2) */
+    expect_tree("User eq \"x\"", "(eq user \"x\")");
+    expect_tree("TOKEN.Key_ID pr", "(pr token.key_id)");
 }
 
 /* ---- values ---- */
