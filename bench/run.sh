@@ -32,8 +32,10 @@ MCPAUTH=${BENCH_MCPAUTH:-1}
 OPENSSL=${BENCH_OPENSSL:-1}
 BUILD=build-bench
 
-die() { echo "bench: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
+# die, log, stop_pid, stop_server, free_port, http_status, wait_healthy, to_ms,
+# ensure_wrk, build_mcpauth, start_mcpauth, mcp, apply_policy
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 for v in DURATION CONNECTIONS THREADS WARMUP BARE MCPAUTH OPENSSL; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a whole number, not '${!v}'"
@@ -47,18 +49,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/mcpauth-bench.XXXXXX")
 SERVER_PID=
 BARE_PID=
 
-stop_pid() { # PID: TERM, up to 5 s, then KILL; only the process we started
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-}
-stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
 stop_bare() { stop_pid "$BARE_PID"; BARE_PID=; }
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
@@ -73,53 +63,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
-free_port() { # a port nothing listens on (connect refused)
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-http_status() { # URL -> HTTP status of a GET, "000" when nothing answers
-    if command -v curl >/dev/null; then
-        curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" || true
-    else # plain bash, 127.0.0.1 only
-        local rest=${1#http://} hostport path line
-        hostport=${rest%%/*} path=/${rest#*/}
-        if exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" 2>/dev/null; then
-            printf 'GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hostport" >&3
-            IFS=' ' read -r -t 2 _ line _ <&3 || line=000
-            exec 3<&-
-            echo "${line:-000}"
-        else
-            echo 000
-        fi
-    fi
-}
-
-wait_healthy() { # URL PID NAME LOG: up to 15 s for 200 on URL
-    local i
-    for ((i = 0; i < 150; i++)); do
-        kill -0 "$2" 2>/dev/null || { cat "$4" >&2; die "$3 exited before answering $1"; }
-        [[ $(http_status "$1") == 200 ]] && return 0
-        sleep 0.1
-    done
-    cat "$4" >&2
-    die "$3 did not answer $1 within 15 s"
-}
-
-to_ms() { # wrk latency ("812.00us", "1.23ms", "1.02s", "1.5m") -> ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.2f", n }'
-}
-
 # run_wrk NAME SCRIPT URL DURATION ARGS... -> wrk output in $TMP/NAME.out, echoed
 run_wrk() {
     local name=$1 script=$2 url=$3 secs=$4
@@ -194,13 +137,7 @@ responses_of() { # NAME: responses of the run and its warm-up
 }
 
 # ---------------------------------------------------------------- tools
-if ! command -v wrk >/dev/null; then
-    log "installing wrk (apt-get install -y wrk)"
-    SUDO=
-    ((EUID == 0)) || SUDO=sudo
-    $SUDO apt-get install -y wrk >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y wrk >&2; }
-    command -v wrk >/dev/null || die "wrk is not installed and could not be installed"
-fi
+ensure_wrk
 command -v openssl >/dev/null || OPENSSL=0
 
 NPROC=$(nproc)
@@ -210,14 +147,7 @@ if awk -v l="$LOAD_START" -v n="$NPROC" 'BEGIN {exit !(l > n / 4)}'; then
 fi
 
 # ---------------------------------------------------------------- build
-if ((MCPAUTH)); then
-    if [[ ! -f $BUILD/build.ninja ]]; then
-        # the unit tests are not needed here (and a half-written one must not stop a bench)
-        log "configuring $BUILD (release, NDEBUG)"
-        meson setup "$BUILD" --buildtype=release -Db_ndebug=true -Dtests=disabled >&2
-    fi
-    ninja -C "$BUILD" mcpauth >&2
-fi
+((MCPAUTH)) && build_mcpauth
 if ((BARE)); then
     mkdir -p "$BUILD"
     cc -O2 bench/bare/bare.c -o "$BUILD/bare" -lmicrohttpd -lcrypto
@@ -247,21 +177,8 @@ fi
 # ---------------------------------------------------------------- mcpauth
 PEAK_RSS="" AUDIT="" REQUESTS=0 TE_SKIPPED=""
 if ((MCPAUTH)); then
-    PORT=$(free_port) || die "no free port"
-    ISSUER=http://127.0.0.1:$PORT
-    DATA=$TMP/data
-    mkdir -p "$DATA"
-    "$BUILD/mcpauth" serve --dev --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
-        >"$TMP/server.log" 2>&1 &
-    SERVER_PID=$!
-    wait_healthy "$ISSUER/healthz" "$SERVER_PID" mcpauth "$TMP/server.log"
-    log "mcpauth pid $SERVER_PID on $ISSUER"
-    [[ -s $DATA/admin.token ]] || die "no admin token in $DATA/admin.token"
-
-    mcp() { MCPAUTH_ADDR=$ISSUER MCPAUTH_TOKEN=$(cat "$DATA/admin.token") "$BUILD/mcpauth" "$@"; }
-
-    sed "s|@ISSUER@|$ISSUER|g" bench/policy.yaml.in >"$TMP/policy.yaml"
-    mcp apply -f - <"$TMP/policy.yaml" >&2 || die "mcpauth apply failed (policy in bench/policy.yaml.in)"
+    start_mcpauth
+    apply_policy bench/policy.yaml.in
 
     bench client_credentials bench/cc.lua "$ISSUER/oauth/token" \
         "$(printf '%s' bench-cc:bench-secret-123 | base64 -w0)" "$ISSUER/mcp/bench"
