@@ -78,11 +78,18 @@ static const char migration_4[] =
     "CREATE TABLE seen_jtis(key TEXT PRIMARY KEY, exp INTEGER NOT NULL);\n"
     "CREATE INDEX seen_jtis_exp ON seen_jtis(exp);\n";
 
+/* Version 5. The single-column user/client/system indexes are prefixes of the
+ * (attribute, time) ones of version 3: every event paid for both. */
+static const char migration_5[] = "DROP INDEX audit_events_user;\n"
+                                  "DROP INDEX audit_events_client;\n"
+                                  "DROP INDEX audit_events_system;\n";
+
 static const char *const migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
+    migration_5,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

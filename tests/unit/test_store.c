@@ -117,14 +117,14 @@ static void test_open_creates_schema(void **state)
 {
     struct fx *f = *state;
     struct store *s = open_ok(f->url);
-    assert_int_equal(store_schema_version(s), 4);
+    assert_int_equal(store_schema_version(s), 5);
     assert_int_equal(access(f->path, F_OK), 0);
 
     char wal[400];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     assert_int_equal(access(wal, F_OK), 0);
     assert_raw(f->path, "PRAGMA journal_mode", "wal");
-    assert_raw(f->path, "SELECT max(version) FROM schema_migrations", "4");
+    assert_raw(f->path, "SELECT max(version) FROM schema_migrations", "5");
     assert_raw(f->path,
                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
                " ('settings','systems','clients','access_policies','grants','trusted_issuers',"
@@ -133,7 +133,7 @@ static void test_open_creates_schema(void **state)
     assert_raw(f->path,
                "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
                " AND tbl_name = 'audit_events' AND name LIKE 'audit_events_%'",
-               "9"); /* 6 of migration 1, 3 (attribute + time) of migration 3 */
+               "6"); /* 6 of migration 1, + 3 (attribute, time) of 3, - 3 single-column of 5 */
     assert_raw(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'", "2");
     assert_int_equal(store_ping(s), 0);
     store_close(s);
@@ -173,13 +173,13 @@ static void test_reopen_idempotent(void **state)
 
     for (int i = 0; i < 2; i++) {
         s = open_ok(f->url);
-        assert_int_equal(store_schema_version(s), 4);
+        assert_int_equal(store_schema_version(s), 5);
         json_t *got = NULL;
         assert_int_equal(store_object_get(s, STORE_SYSTEMS, "github", &got), 0);
         json_decref(got);
         store_close(s);
     }
-    assert_raw(f->path, "SELECT count(*) FROM schema_migrations", "4");
+    assert_raw(f->path, "SELECT count(*) FROM schema_migrations", "5");
 }
 
 static void test_newer_schema_refused(void **state)
@@ -194,7 +194,7 @@ static void test_newer_schema_refused(void **state)
     struct store *s = sentinel;
     struct err_detail d = {{0}};
     assert_int_equal(store_open(f->url, &s, &d), ERR_CORRUPT);
-    assert_string_equal(d.msg, "schema version 999 is newer than this mcpauth (4)");
+    assert_string_equal(d.msg, "schema version 999 is newer than this mcpauth (5)");
     assert_ptr_equal(s, sentinel);
 }
 
