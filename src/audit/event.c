@@ -132,7 +132,7 @@ static int append_one(struct store *s, json_t *ev, int64_t seq, char prev[64])
         .doc = doc,
         .hash = hash,
     };
-    int r = store_events_insert(s, &row);
+    int r = store_events_insert_next(s, &row); /* seq came from store_events_last */
     free(doc);
     if (r == 0)
         memcpy(prev, hash, sizeof(hash));

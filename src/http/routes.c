@@ -267,7 +267,8 @@ static int route_oauth(struct http_request *req, struct http_response *res,
                                    "Malformed request: use POST (RFC 6749 §3.2)");
         struct oauth_in in = {.client_ip = req->ip,
                               .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
-                              .request_id = req->id};
+                              .request_id = req->id,
+                              .received_us = req->start_us};
         struct oauth_reply r;
         char what[64];
         snprintf(what, sizeof(what), "method %.16s is not allowed; use POST", req->method);
@@ -287,6 +288,7 @@ static int route_oauth(struct http_request *req, struct http_response *res,
         .client_ip = req->ip,
         .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
         .request_id = req->id,
+        .received_us = req->start_us,
     };
     struct oauth_reply r;
     fn(req->srv->cfg.oauth, &in, &r);

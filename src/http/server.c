@@ -205,6 +205,7 @@ static void too_big(struct http_request *req, struct http_response *res)
         .client_ip = req->ip,
         .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
         .request_id = req->id,
+        .received_us = req->start_us,
     };
     struct oauth_reply r;
     oauth_token_refused(req->srv->cfg.oauth, &in, 413, msg, &r);

@@ -88,7 +88,10 @@ int logs_request_parse(const struct logs_params *p, const unsigned char key[32],
         char *end = NULL;
         long long v = strtoll(p->limit, &end, 10);
         if (!*p->limit || *end || v < 1 || (unsigned long long)v > limit_max)
-            return err_set(d, ERR_INVAL, "limit: expected an integer from 1 to %zu", limit_max);
+            return limit_max == SIZE_MAX
+                       ? err_set(d, ERR_INVAL, "limit: expected a positive integer")
+                       : err_set(d, ERR_INVAL, "limit: expected an integer from 1 to %zu",
+                                 limit_max);
         r.limit = (size_t)v;
     } else if (limit_max > LOGS_MAX_LIMIT) {
         r.limit = limit_max; /* exports: everything selected */
@@ -117,7 +120,9 @@ int logs_request_parse(const struct logs_params *p, const unsigned char key[32],
         struct err_detail fd = {{0}};
         e = scim_parse(p->filter, strlen(p->filter), &r.filter, &fd);
         if (e < 0) {
-            err_set(d, ERR_INVAL, "filter: %s", fd.msg);
+            /* a query parameter: too complex is a bad request, not a 413 */
+            e = e == ERR_NOMEM ? e : ERR_INVAL;
+            err_set(d, e, "filter: %s", fd.msg);
             goto fail;
         }
     }

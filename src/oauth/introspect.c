@@ -50,8 +50,7 @@ static int prologue(struct oauth *o, const struct policy_snapshot *snap, struct 
     }
     if ((*client)->auth == POLICY_AUTH_NONE && require_confidential) {
         /* RFC 7662 §2.1: the endpoint must not be a token-scanning oracle for anyone */
-        oauth_error(out, 401, "invalid_client",
-                    "Client authentication failed: introspection needs a confidential client");
+        oauth_error(out, 401, "invalid_client", "Client authentication failed");
         return -1;
     }
     if (!form_get(f, "token") || !*form_get(f, "token"))

@@ -42,6 +42,7 @@ struct oauth_in {
     const char *client_ip;
     const char *user_agent;
     const char *request_id;
+    int64_t received_us; /* when the request arrived (the event's time); 0 = now */
 };
 
 struct oauth_reply {

@@ -135,11 +135,6 @@ static int early_steps(struct treq *t)
             return -1;
         }
     }
-    if (t->resource && (strncmp(t->resource, "https://", 8) && strncmp(t->resource, "http://", 7))) {
-        deny(t, REASON_UNKNOWN_SYSTEM, "resource %.200s is not an absolute URI (RFC 8707)",
-             t->resource);
-        return -1;
-    }
     if (t->gt == POLICY_GT_TOKEN_EXCHANGE) {
         const char *st = form_get(f, "subject_token"), *stt = form_get(f, "subject_token_type");
         if (!st || !*st || !stt) {
@@ -174,6 +169,12 @@ static int early_steps(struct treq *t)
                                                 sizeof(why));
     if (cr != REASON_NONE) {
         deny(t, cr, "%s", why);
+        return -1;
+    }
+    /* after client authentication: an unauthenticated caller learns nothing more */
+    if (t->resource && (strncmp(t->resource, "https://", 8) && strncmp(t->resource, "http://", 7))) {
+        deny(t, REASON_UNKNOWN_SYSTEM, "resource %.200s is not an absolute URI (RFC 8707)",
+             t->resource);
         return -1;
     }
     if (!(t->client->grant_types & t->gt)) {
@@ -319,6 +320,11 @@ static json_t *build_event(struct treq *t, int granted)
                                  t->o->cfg.node);
     if (!ev)
         return NULL;
+    if (t->in->received_us) { /* spec: the time the request was received */
+        char ts[TIME_STR_LEN];
+        time_format_us(t->in->received_us, ts);
+        json_object_set_new(ev, "time", json_string(ts));
+    }
     if (!granted)
         json_object_set_new(ev, "reason", json_string(policy_reason_code(t->d.reason)));
     if (t->d.detail[0])

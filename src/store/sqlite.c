@@ -727,16 +727,25 @@ int store_events_insert(struct store *s, const struct store_event *ev)
 {
     if (!ev || ev->seq < 1 || !ev->id || !ev->time || !ev->type || !ev->doc || !ev->hash)
         return ERR_INVAL;
-    sqlite3_stmt *st = NULL;
     lock(s);
     int64_t last = 0;
     char last_hash[64];
     int err = store_events_last(s, &last, last_hash);
     if (err == 0 && ev->seq != last + 1)
         err = ERR_CONFLICT; /* seq was not last + 1 */
-    if (err < 0)
-        goto out;
-    err = stmt_get(s, ST_EV_INSERT, &st);
+    if (err == 0)
+        err = store_events_insert_next(s, ev);
+    unlock(s);
+    return err;
+}
+
+int store_events_insert_next(struct store *s, const struct store_event *ev)
+{
+    if (!ev || ev->seq < 1 || !ev->id || !ev->time || !ev->type || !ev->doc || !ev->hash)
+        return ERR_INVAL;
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int err = stmt_get(s, ST_EV_INSERT, &st);
     if (err < 0)
         goto out;
     if ((err = bind_i64(st, 1, ev->seq)) < 0 || (err = bind_str(st, 2, ev->id)) < 0 ||

@@ -107,6 +107,10 @@ int store_events_last(struct store *s, int64_t *ret_seq, char ret_hash[64]);
 /* Appends one event; ev->seq must be last seq + 1 (ERR_CONFLICT otherwise). Call inside
  * a transaction together with whatever the event records. */
 int store_events_insert(struct store *s, const struct store_event *ev);
+/* The same without the read of the log's end, for a caller that holds the write
+ * transaction and got `ev->seq` from store_events_last itself (the audit writer's batch:
+ * one read per batch, not per event). A taken seq is still ERR_CONFLICT. */
+int store_events_insert_next(struct store *s, const struct store_event *ev);
 /* Reads up to `limit` events with seq > after_seq in order, calling fn(doc, seq, arg) for
  * each; stops early if fn returns non-zero (that value is returned). */
 int store_events_scan(struct store *s, int64_t after_seq, size_t limit,
