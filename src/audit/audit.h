@@ -35,8 +35,21 @@ json_t *audit_admin_event_new(const char *type, const struct audit_origin *o, co
 
 /* Computes the chain hash of `ev` (its "hash" member ignored) after `prev_hash`. */
 int audit_event_hash(const json_t *ev, const char *prev_hash, char out[44]);
-/* Sets seq, prev_hash and hash on `ev` and appends it to the store. Must be called
- * inside a store transaction. Returns 0 or ERR_IO/ERR_NOMEM/ERR_CONFLICT. */
+/* Appends `ev` to the store, sealed into the chain. Must be called inside a store
+ * transaction. Returns 0 or ERR_IO/ERR_NOMEM/ERR_CONFLICT. */
 int audit_append(struct store *s, json_t *ev);
-/* The same for n events in order, reading the chain's end once. */
 int audit_append_batch(struct store *s, json_t *const *evs, size_t n);
+
+/* An event serialised ahead of its seq: the canonical JSON with null placeholders for
+ * seq and prev_hash, and the copies of the indexed columns. Made on the request's
+ * thread (audit_prepare), sealed on the writer's (audit_append_prepared), so the
+ * single writer thread does no JSON work. */
+struct audit_prepared {
+    char *canon;
+    size_t len, prev_at, seq_at; /* offsets of the two placeholders' "null" */
+    char *cols[9];               /* id time type outcome severity reason user client system */
+};
+int audit_prepare(json_t *ev, struct audit_prepared **ret);
+struct audit_prepared *audit_prepared_free(struct audit_prepared *p); /* NULL-safe */
+/* Appends n prepared events in order, reading the chain's end once. In a transaction. */
+int audit_append_prepared(struct store *s, struct audit_prepared *const *ps, size_t n);

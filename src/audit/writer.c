@@ -11,7 +11,7 @@
 #include <string.h>
 
 struct item {
-    json_t *ev;
+    struct audit_prepared *ev; /* serialised by the submitting thread */
     audit_done_fn done;
     void *arg;
     char *jti[2];
@@ -33,7 +33,7 @@ static void *run(void *p)
 {
     struct audit_writer *w = p;
     struct item *batch = malloc(AUDIT_BATCH_MAX * sizeof(*batch));
-    json_t **evs = malloc(AUDIT_BATCH_MAX * sizeof(*evs));
+    struct audit_prepared **evs = malloc(AUDIT_BATCH_MAX * sizeof(*evs));
     if (!batch || !evs)
         abort(); /* nothing durable can happen without them */
     for (;;) {
@@ -55,7 +55,7 @@ static void *run(void *p)
             evs[i] = batch[i].ev;
         int r = store_begin(w->store);
         if (r == 0) {
-            r = audit_append_batch(w->store, evs, n);
+            r = audit_append_prepared(w->store, evs, n);
             for (size_t i = 0; i < n && r == 0; i++)
                 for (int k = 0; k < 2 && r == 0; k++)
                     if (batch[i].jti[k])
@@ -81,7 +81,7 @@ static void *run(void *p)
         for (size_t i = 0; i < n; i++) {
             if (batch[i].done)
                 batch[i].done(batch[i].arg, r);
-            json_decref(batch[i].ev);
+            audit_prepared_free(batch[i].ev);
             free(batch[i].jti[0]);
             free(batch[i].jti[1]);
         }
@@ -144,13 +144,17 @@ int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, 
     return audit_writer_submit_jtis(w, ev, none, exps, done, arg);
 }
 
-int audit_writer_submit_jtis(struct audit_writer *w, json_t *ev, char *jti_keys[2],
+int audit_writer_submit_jtis(struct audit_writer *w, json_t *json_ev, char *jti_keys[2],
                              const int64_t jti_exps[2], audit_done_fn done, void *arg)
 {
+    /* serialise here, on the submitting thread: the one writer thread only seals */
+    struct audit_prepared *ev = NULL;
+    int pr = audit_prepare(json_ev, &ev);
+    json_decref(json_ev);
     pthread_mutex_lock(&w->mu);
-    if (w->stop || w->len >= AUDIT_QUEUE_MAX) {
+    if (pr < 0 || w->stop || w->len >= AUDIT_QUEUE_MAX) {
         pthread_mutex_unlock(&w->mu);
-        json_decref(ev);
+        audit_prepared_free(ev);
         free(jti_keys[0]);
         free(jti_keys[1]);
         return ERR_IO;

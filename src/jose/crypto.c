@@ -472,3 +472,16 @@ void kek_derive(const struct kek *k, const char *label, unsigned char out[32])
 {
     crypto_hmac_sha256(k->key, sizeof(k->key), label, strlen(label), out);
 }
+
+void crypto_sha256_2(const void *a, size_t na, const void *b, size_t nb, char out[44])
+{
+    unsigned char d[SHA256_LEN];
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, a, na) != 1 || EVP_DigestUpdate(ctx, b, nb) != 1 ||
+        EVP_DigestFinal_ex(ctx, d, &len) != 1)
+        abort(); /* as crypto_sha256: a failed digest must never pass as a hash */
+    EVP_MD_CTX_free(ctx);
+    b64url_encode(d, SHA256_LEN, out);
+}

@@ -15,8 +15,12 @@ void crypto_sha256(const void *p, size_t n, unsigned char out[SHA256_LEN]);
 /* SHA-256 as lowercase hex (65 bytes with NUL) and as base64url (44 bytes with NUL). */
 void crypto_sha256_hex(const void *p, size_t n, char out[65]);
 void crypto_sha256_b64url(const void *p, size_t n, char out[44]);
+/* base64url SHA-256 of the concatenation a || b (44 bytes with NUL). */
+void crypto_sha256_2(const void *a, size_t na, const void *b, size_t nb, char out[44]);
 /* Constant-time equality of two buffers of the same length: 1 equal, 0 not. */
 int crypto_memeq(const void *a, const void *b, size_t n);
+/* base64url SHA-256 of the concatenation a || b (44 bytes with NUL). */
+void crypto_sha256_2(const void *a, size_t na, const void *b, size_t nb, char out[44]);
 /* Constant-time equality of two strings of possibly different lengths (compares their
  * SHA-256 digests, so timing reveals neither content nor length). 1 equal, 0 not. */
 int crypto_streq(const char *a, const char *b);

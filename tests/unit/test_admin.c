@@ -1071,10 +1071,66 @@ static void test_keys(void **state)
     free(kid3);
 }
 
+/* The writer seals events serialised ahead of time by filling the seq and prev_hash
+ * placeholders; what it stores must be byte for byte what a fresh sorted dump of the
+ * sealed event gives, or verification of the chain would fail. Hostile strings that
+ * look like the placeholders must not be touched. */
+static int grab(const char *doc, int64_t seq, void *arg)
+{
+    json_t **out = arg;
+    json_array_append_new(*out, json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "doc", doc));
+    return 0;
+}
+
+static void test_prepared_is_canonical(void **state)
+{
+    struct fx *f = *state;
+    json_t *evs[3];
+    for (int i = 0; i < 3; i++) {
+        evs[i] = audit_event_new("token.request", "denied", "warning", "node-a");
+        json_object_set_new(evs[i], "user", json_string("\"seq\":null,\"prev_hash\":null"));
+        json_object_set_new(evs[i], "request",
+                            json_pack("{s:s, s:n}", "user_agent", ",\"seq\":null}", "seq"));
+    }
+    struct audit_prepared *p[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(audit_prepare(evs[i], &p[i]), 0);
+    assert_int_equal(store_begin(f->st), 0);
+    assert_int_equal(audit_append_prepared(f->st, p, 3), 0);
+    assert_int_equal(store_commit(f->st), 0);
+    json_t *rows = json_array();
+    assert_int_equal(store_events_scan(f->st, 0, 1000, grab, &rows), 0);
+    size_t n = json_array_size(rows);
+    assert_true(n >= 3);
+    char prev[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        const char *doc = json_string_value(json_object_get(json_array_get(rows, i), "doc"));
+        json_t *ev = json_loads(doc, 0, NULL);
+        assert_non_null(ev);
+        char want[44];
+        assert_int_equal(audit_event_hash(ev, i ? prev : "", want), 0);
+        assert_string_equal(json_string_value(json_object_get(ev, "hash")), want);
+        assert_int_equal(json_integer_value(json_object_get(ev, "seq")), (json_int_t)(i + 1));
+        snprintf(prev, sizeof(prev), "%s", want);
+        if (i >= n - 3) { /* the hostile values came through untouched */
+            assert_string_equal(json_string_value(json_object_get(ev, "user")),
+                                "\"seq\":null,\"prev_hash\":null");
+            assert_true(json_is_null(json_object_get(json_object_get(ev, "request"), "seq")));
+        }
+        json_decref(ev);
+    }
+    json_decref(rows);
+    for (int i = 0; i < 3; i++) {
+        audit_prepared_free(p[i]);
+        json_decref(evs[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_is_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_id_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_secret, setup, teardown),
