@@ -950,3 +950,16 @@ int store_set_sync(struct store *s, enum store_sync mode)
     unlock(s);
     return rc == SQLITE_OK ? 0 : store_sqlite_err(rc);
 }
+
+int store_checkpoint(struct store *s, int restart, int *ret_frames)
+{
+    int frames = 0;
+    lock(s);
+    int rc = sqlite3_wal_checkpoint_v2(
+        s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &frames,
+        NULL);
+    unlock(s);
+    if (ret_frames)
+        *ret_frames = frames;
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : store_sqlite_err(rc);
+}

@@ -48,6 +48,12 @@ struct store *store_close(struct store *s); /* NULL-safe */
  * the WAL is fsynced at checkpoints. */
 enum store_sync { STORE_SYNC_POWER, STORE_SYNC_PROCESS };
 int store_set_sync(struct store *s, enum store_sync mode);
+/* Copies what it can of the WAL back into the database without blocking writers (a
+ * passive checkpoint), or, with `restart`, all of it, waiting for the writer between two
+ * transactions. The audit writer runs passive ones from a connection of their own, so
+ * its commits find the WAL already copied back and reset it cheaply.
+ * *ret_frames (may be NULL) receives the WAL's length in frames. 0 or ERR_IO. */
+int store_checkpoint(struct store *s, int restart, int *ret_frames);
 /* The schema version after migrations. */
 int store_schema_version(struct store *s);
 
