@@ -15,17 +15,15 @@
 -- sends once the log holds enough events. Requests are formatted once in
 -- init(). Counts non-200 responses and prints the same lines as cc.lua.
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+-- form encoding and response counting shared by the bench scripts
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
 
-local threads = {}
 local counter = 0
 
 function setup(thread)
   counter = counter + 1
   thread:set("offset", counter * 7)
-  table.insert(threads, thread)
+  register_thread(thread)
 end
 
 function init(args)
@@ -60,7 +58,6 @@ function init(args)
   }, "grant_type=client_credentials&resource=" .. urlencode(resource) .. "&scope=bench:read")
   te_reqs, n_te = te, #te
   sent, te_i = 0, tonumber(offset or 0)
-  responses, non200, codes = 0, 0, {}
 end
 
 function request()
@@ -71,32 +68,9 @@ function request()
 end
 
 function response(status, headers, body)
-  responses = responses + 1
-  if status ~= 200 then
-    non200 = non200 + 1
-    codes[status] = (codes[status] or 0) + 1
-    if non200 == 1 then
-      io.stderr:write("bench: first non-200 response: ", status, " ", body:sub(1, 300), "\n")
-    end
-  end
+  count_response(status, body)
   if quota > 0 and responses >= quota then
     wrk.thread:stop()
   end
 end
 
-function done(summary, latency, requests)
-  local total, bad, all = 0, 0, {}
-  for _, t in ipairs(threads) do
-    total = total + (t:get("responses") or 0)
-    bad = bad + (t:get("non200") or 0)
-    local c = t:get("codes")
-    if c then
-      for k, v in pairs(c) do all[k] = (all[k] or 0) + v end
-    end
-  end
-  io.write(string.format("bench: responses %d non200 %d\n", total, bad))
-  for k, v in pairs(all) do io.write(string.format("bench: status %d %d\n", k, v)) end
-  local e = summary.errors
-  io.write(string.format("bench: socket_errors connect %d read %d write %d timeout %d\n",
-                         e.connect, e.read, e.write, e.timeout))
-end

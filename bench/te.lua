@@ -8,15 +8,9 @@
 -- `mcpauth dev id-token`), so subject-token verification caching is exercised.
 -- Counts non-200 responses exactly as cc.lua does and prints the same lines.
 
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+-- form encoding and response counting shared by the bench scripts
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "count.lua")
 
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
 
 function init(args)
   local auth, audience, resource, subject, scope = args[1], args[2], args[3], args[4], args[5]
@@ -35,33 +29,5 @@ function init(args)
     "subject_token=" .. urlencode(subject),
     "subject_token_type=" .. urlencode("urn:ietf:params:oauth:token-type:id_token"),
   }, "&")
-  responses, non200, codes = 0, 0, {}
 end
 
-function response(status, headers, body)
-  responses = responses + 1
-  if status ~= 200 then
-    non200 = non200 + 1
-    codes[status] = (codes[status] or 0) + 1
-    if non200 == 1 then
-      io.stderr:write("bench: first non-200 response: ", status, " ", body:sub(1, 300), "\n")
-    end
-  end
-end
-
-function done(summary, latency, requests)
-  local total, bad, all = 0, 0, {}
-  for _, t in ipairs(threads) do
-    total = total + (t:get("responses") or 0)
-    bad = bad + (t:get("non200") or 0)
-    local c = t:get("codes")
-    if c then
-      for k, v in pairs(c) do all[k] = (all[k] or 0) + v end
-    end
-  end
-  io.write(string.format("bench: responses %d non200 %d\n", total, bad))
-  for k, v in pairs(all) do io.write(string.format("bench: status %d %d\n", k, v)) end
-  local e = summary.errors
-  io.write(string.format("bench: socket_errors connect %d read %d write %d timeout %d\n",
-                         e.connect, e.read, e.write, e.timeout))
-end

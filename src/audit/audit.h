@@ -38,7 +38,6 @@ int audit_event_hash(const json_t *ev, const char *prev_hash, char out[44]);
 /* Appends `ev` to the store, sealed into the chain. Must be called inside a store
  * transaction. Returns 0 or ERR_IO/ERR_NOMEM/ERR_CONFLICT. */
 int audit_append(struct store *s, json_t *ev);
-int audit_append_batch(struct store *s, json_t *const *evs, size_t n);
 
 /* An event serialised ahead of its seq: the canonical JSON with null placeholders for
  * seq and prev_hash, and the copies of the indexed columns. Made on the request's

@@ -212,14 +212,6 @@ int audit_append_prepared(struct store *s, struct audit_prepared *const *ps, siz
     return r;
 }
 
-int audit_append_batch(struct store *s, json_t *const *evs, size_t n)
-{
-    int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = audit_append(s, evs[i]);
-    return r;
-}
-
 int audit_append(struct store *s, json_t *ev)
 {
     struct audit_prepared *p = NULL;

@@ -141,18 +141,15 @@ int secret_cache_verify(struct secret_cache *c, const char *client_id, const cha
 }
 
 struct jti_entry {
-    char *jti; /* NULL: empty; TOMB: deleted */
+    char *jti; /* NULL: empty (entries are never deleted, only swept at rehash) */
     int64_t exp;
     uint64_t h;
 };
 
-static char tomb_;
-#define TOMB (&tomb_)
-
 struct jti_set {
     pthread_mutex_t mu;
     struct jti_entry *t;
-    size_t cap, len, used, max; /* used counts tombstones too */
+    size_t cap, len, used, max; /* used: occupied slots, expired ones included */
 };
 
 static uint64_t hash_str(const char *s)
@@ -184,7 +181,7 @@ struct jti_set *jti_set_free(struct jti_set *s)
 {
     if (s) {
         for (size_t i = 0; i < s->cap; i++)
-            if (s->t[i].jti && s->t[i].jti != TOMB)
+            if (s->t[i].jti)
                 free(s->t[i].jti);
         free(s->t);
         pthread_mutex_destroy(&s->mu);
@@ -193,7 +190,7 @@ struct jti_set *jti_set_free(struct jti_set *s)
     return NULL;
 }
 
-/* Rebuilds the table at `ncap`, dropping expired entries and tombstones. */
+/* Rebuilds the table at `ncap`, dropping expired entries. */
 static int rehash(struct jti_set *s, size_t ncap, int64_t now)
 {
     struct jti_entry *nt = calloc(ncap, sizeof(*nt));
@@ -202,7 +199,7 @@ static int rehash(struct jti_set *s, size_t ncap, int64_t now)
     size_t len = 0;
     for (size_t i = 0; i < s->cap; i++) {
         struct jti_entry *e = &s->t[i];
-        if (!e->jti || e->jti == TOMB)
+        if (!e->jti)
             continue;
         if (e->exp <= now) {
             free(e->jti);
@@ -225,7 +222,7 @@ static struct jti_entry *find(struct jti_set *s, const char *jti, uint64_t h)
 {
     size_t j = h & (s->cap - 1);
     while (s->t[j].jti) {
-        if (s->t[j].jti != TOMB && s->t[j].h == h && strcmp(s->t[j].jti, jti) == 0)
+        if (s->t[j].h == h && strcmp(s->t[j].jti, jti) == 0)
             return &s->t[j];
         j = (j + 1) & (s->cap - 1);
     }
@@ -279,10 +276,9 @@ int jti_set_add(struct jti_set *s, const char *jti, int64_t exp, int64_t now)
         goto out;
     }
     size_t j = h & (s->cap - 1);
-    while (s->t[j].jti && s->t[j].jti != TOMB)
+    while (s->t[j].jti)
         j = (j + 1) & (s->cap - 1);
-    if (!s->t[j].jti)
-        s->used++;
+    s->used++;
     s->t[j] = (struct jti_entry){copy, exp, h};
     s->len++;
 out:
