@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libyaml-dev libssl-dev libcurl4-openssl-dev curl ca-certificates)
+      libyaml-dev libssl-dev libcurl4-openssl-dev curl ca-certificates
+      librelp-dev librdkafka-dev libnats-dev)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev sqlite3)   # sqlite3: the e2e tests read the audit log from the database
+  want+=(rsyslog rsyslog-relp rsyslog-openssl nats-server openssl)  # real receivers for the exporters
   command -v node >/dev/null 2>&1 || want+=(nodejs)
   command -v npm >/dev/null 2>&1 || want+=(npm)
 fi

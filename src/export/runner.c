@@ -1,0 +1,2 @@
+/* export/runner.c — placeholder */
+#include "export/sink.h"
