@@ -66,6 +66,13 @@ enum ftype {
     F_JWKS,    /* {"keys": [ {...}, ... ]} */
     F_SECRET,  /* write-only, becomes secret_hash */
     F_SECRET_HASH,
+    F_OBJECT,   /* a nested object whose members are the `sub` table */
+    F_INT,      /* an integer in [imin, imax] */
+    F_MS,       /* "250ms" | a duration | seconds -> "250ms" or "2s"; 1 ms .. 1 h */
+    F_LABELS,   /* {"name": "value"}: Prometheus-style label names, at most 16 */
+    F_CREDENTIAL, /* write-only string, 1..4096 bytes: sealed under the KEK, never shown */
+    F_SEALED,   /* a sealed blob made by mcpauth: accepted only as stored */
+    F_TEXT,     /* 0..4096 bytes, no control characters (filters) */
 };
 
 struct field {
@@ -74,6 +81,8 @@ struct field {
     int required;
     const char *def; /* default as JSON text, NULL = absent */
     const char *const *enums;
+    const struct field *sub; /* F_OBJECT */
+    long long imin, imax;    /* F_INT */
 };
 
 static const char *const token_types[] = {"id-jag", "access_token", NULL};
@@ -85,69 +94,120 @@ static const char *const grant_types[] = {"urn:ietf:params:oauth:grant-type:toke
                                           "refresh_token", NULL};
 
 static const struct field settings_fields[] = {
-    {"default_signing_alg", F_ALG, 0, "\"ES256\"", NULL},
-    {"maintained_algs", F_ALGLIST, 0, "[\"ES256\"]", NULL},
-    {"default_lifetime", F_DURATION, 0, "\"300s\"", NULL},
-    {NULL, 0, 0, NULL, NULL},
+    {"default_signing_alg", F_ALG, 0, "\"ES256\"", NULL, NULL, 0, 0},
+    {"maintained_algs", F_ALGLIST, 0, "[\"ES256\"]", NULL, NULL, 0, 0},
+    {"default_lifetime", F_DURATION, 0, "\"300s\"", NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field system_fields[] = {
-    {"id", F_ID, 1, NULL, NULL},
-    {"name", F_STR, 0, NULL, NULL},
-    {"description", F_STR, 0, NULL, NULL},
-    {"audience", F_URL, 1, NULL, NULL},
-    {"resource_urls", F_URLLIST, 0, "[]", NULL},
-    {"scopes", F_SCOPES, 0, "[]", NULL},
-    {"paused", F_BOOL, 0, "false", NULL},
-    {"signing_alg", F_ALG_INHERIT, 0, "\"inherit\"", NULL},
-    {"max_lifetime", F_DURATION, 0, NULL, NULL},
-    {"token_type", F_ENUM, 0, "\"id-jag\"", token_types},
-    {NULL, 0, 0, NULL, NULL},
+    {"id", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"name", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"description", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"audience", F_URL, 1, NULL, NULL, NULL, 0, 0},
+    {"resource_urls", F_URLLIST, 0, "[]", NULL, NULL, 0, 0},
+    {"scopes", F_SCOPES, 0, "[]", NULL, NULL, 0, 0},
+    {"paused", F_BOOL, 0, "false", NULL, NULL, 0, 0},
+    {"signing_alg", F_ALG_INHERIT, 0, "\"inherit\"", NULL, NULL, 0, 0},
+    {"max_lifetime", F_DURATION, 0, NULL, NULL, NULL, 0, 0},
+    {"token_type", F_ENUM, 0, "\"id-jag\"", token_types, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field client_fields[] = {
-    {"id", F_ID, 1, NULL, NULL},
-    {"name", F_STR, 0, NULL, NULL},
-    {"description", F_STR, 0, NULL, NULL},
-    {"auth", F_ENUM, 0, "\"client_secret_basic\"", auth_methods},
-    {"secret", F_SECRET, 0, NULL, NULL},
-    {"secret_hash", F_SECRET_HASH, 0, NULL, NULL},
-    {"jwks", F_JWKS, 0, NULL, NULL},
-    {"jwks_uri", F_URL, 0, NULL, NULL},
-    {"redirect_uris", F_URLLIST, 0, "[]", NULL},
+    {"id", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"name", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"description", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"auth", F_ENUM, 0, "\"client_secret_basic\"", auth_methods, NULL, 0, 0},
+    {"secret", F_SECRET, 0, NULL, NULL, NULL, 0, 0},
+    {"secret_hash", F_SECRET_HASH, 0, NULL, NULL, NULL, 0, 0},
+    {"jwks", F_JWKS, 0, NULL, NULL, NULL, 0, 0},
+    {"jwks_uri", F_URL, 0, NULL, NULL, NULL, 0, 0},
+    {"redirect_uris", F_URLLIST, 0, "[]", NULL, NULL, 0, 0},
     {"grant_types", F_ENUMLIST, 0, "[\"urn:ietf:params:oauth:grant-type:token-exchange\"]",
-     grant_types},
-    {NULL, 0, 0, NULL, NULL},
+     grant_types, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field access_fields[] = {
-    {"id", F_ID, 1, NULL, NULL},
-    {"description", F_STR, 0, NULL, NULL},
-    {"client", F_ID, 1, NULL, NULL},
-    {"system", F_ID, 1, NULL, NULL},
-    {"active", F_BOOL, 0, "true", NULL},
-    {"client_id_at_system", F_STR, 0, NULL, NULL},
-    {NULL, 0, 0, NULL, NULL},
+    {"id", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"description", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"client", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"system", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"active", F_BOOL, 0, "true", NULL, NULL, 0, 0},
+    {"client_id_at_system", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field grant_fields[] = {
-    {"id", F_STR, 0, NULL, NULL},
-    {"subject", F_SUBJECT, 1, NULL, NULL},
-    {"system", F_ID, 1, NULL, NULL},
-    {"scopes", F_SCOPELIST, 1, NULL, NULL},
-    {NULL, 0, 0, NULL, NULL},
+    {"id", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"subject", F_SUBJECT, 1, NULL, NULL, NULL, 0, 0},
+    {"system", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"scopes", F_SCOPELIST, 1, NULL, NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field issuer_fields[] = {
-    {"id", F_STR, 0, NULL, NULL},
-    {"issuer", F_URL, 1, NULL, NULL},
-    {"jwks_uri", F_URL, 0, NULL, NULL},
-    {"jwks", F_JWKS, 0, NULL, NULL},
-    {"audience", F_STR, 1, NULL, NULL},
-    {"algorithms", F_ALGLIST, 0, "[\"RS256\", \"ES256\"]", NULL},
-    {"user_claim", F_STR, 0, "\"sub\"", NULL},
-    {"groups_claim", F_STR, 0, "\"groups\"", NULL},
-    {NULL, 0, 0, NULL, NULL},
+    {"id", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"issuer", F_URL, 1, NULL, NULL, NULL, 0, 0},
+    {"jwks_uri", F_URL, 0, NULL, NULL, NULL, 0, 0},
+    {"jwks", F_JWKS, 0, NULL, NULL, NULL, 0, 0},
+    {"audience", F_STR, 1, NULL, NULL, NULL, 0, 0},
+    {"algorithms", F_ALGLIST, 0, "[\"RS256\", \"ES256\"]", NULL, NULL, 0, 0},
+    {"user_claim", F_STR, 0, "\"sub\"", NULL, NULL, 0, 0},
+    {"groups_claim", F_STR, 0, "\"groups\"", NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const char *const exporter_types[] = {"syslog", "http", "kafka", "nats", "file", NULL};
+static const char *const exporter_profiles[] = {"webhook", "splunk_hec", "loki", "elastic", NULL};
+static const char *const exporter_formats[] = {"json", "ocsf", "cef", "rfc5424", NULL};
+static const char *const exporter_starts[] = {"now", "beginning", NULL};
+
+static const struct field exporter_batch_fields[] = {
+    {"max_events", F_INT, 0, NULL, NULL, NULL, 1, 10000},
+    {"max_wait", F_MS, 0, NULL, NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const struct field exporter_tls_fields[] = {
+    {"ca_file", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"cert_file", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"key_file", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"server_name", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"verify", F_BOOL, 0, NULL, NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const struct field exporter_auth_fields[] = {
+    {"token", F_CREDENTIAL, 0, NULL, NULL, NULL, 0, 0},
+    {"hmac_secret", F_CREDENTIAL, 0, NULL, NULL, NULL, 0, 0},
+    {"username", F_CREDENTIAL, 0, NULL, NULL, NULL, 0, 0},
+    {"password", F_CREDENTIAL, 0, NULL, NULL, NULL, 0, 0},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const struct field exporter_fields[] = {
+    {"id", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"name", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"description", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"type", F_ENUM, 1, NULL, exporter_types, NULL, 0, 0},
+    {"url", F_STR, 1, NULL, NULL, NULL, 0, 0},
+    {"profile", F_ENUM, 0, NULL, exporter_profiles, NULL, 0, 0},
+    {"format", F_ENUM, 0, "\"json\"", exporter_formats, NULL, 0, 0},
+    {"filter", F_TEXT, 0, NULL, NULL, NULL, 0, 0},
+    {"start", F_ENUM, 0, "\"now\"", exporter_starts, NULL, 0, 0},
+    {"paused", F_BOOL, 0, "false", NULL, NULL, 0, 0},
+    {"batch", F_OBJECT, 0, NULL, NULL, exporter_batch_fields, 0, 0},
+    {"timeout", F_MS, 0, NULL, NULL, NULL, 0, 0},
+    {"tls", F_OBJECT, 0, NULL, NULL, exporter_tls_fields, 0, 0},
+    {"auth", F_OBJECT, 0, NULL, NULL, exporter_auth_fields, 0, 0},
+    {"auth_sealed", F_SEALED, 0, NULL, NULL, NULL, 0, 0},
+    {"index", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"labels", F_LABELS, 0, NULL, NULL, NULL, 0, 0},
+    {"max_bytes", F_INT, 0, NULL, NULL, NULL, 4096, 1LL << 40},
+    {"max_files", F_INT, 0, NULL, NULL, NULL, 1, 1000},
+    {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
 static const struct field *fields_of(enum store_kind kind)
@@ -165,6 +225,8 @@ static const struct field *fields_of(enum store_kind kind)
         return grant_fields;
     case STORE_TRUSTED_ISSUERS:
         return issuer_fields;
+    case STORE_EXPORTERS:
+        return exporter_fields;
     default:
         return NULL;
     }
@@ -423,6 +485,43 @@ static int scopes_check(const json_t *v, const char *where, const char *key, jso
     return 0;
 }
 
+static int members(const struct field *fields, const json_t *in, const char *where, json_t **ret,
+                   struct policy_error *e);
+
+/* "250ms", or a core/timeutil duration, in milliseconds. */
+static int ms_parse(const char *s, int64_t *ret)
+{
+    size_t n = strlen(s);
+    if (n > 2 && n < 12 && strcmp(s + n - 2, "ms") == 0) {
+        int64_t v = 0;
+        for (size_t i = 0; i < n - 2; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return ERR_INVAL;
+            v = v * 10 + (s[i] - '0');
+        }
+        if (v <= 0)
+            return ERR_INVAL;
+        *ret = v;
+        return 0;
+    }
+    int64_t secs = 0;
+    if (duration_parse(s, &secs) < 0)
+        return ERR_INVAL;
+    *ret = secs * 1000;
+    return 0;
+}
+
+static int label_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > 64 || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return 0;
+    return 1;
+}
+
 /* Checks and canonicalises one member value; *ret is a new reference. */
 static int check_value(const struct field *f, const json_t *v, const char *where,
                        json_t **ret, struct policy_error *e)
@@ -513,6 +612,61 @@ static int check_value(const struct field *f, const json_t *v, const char *where
             return fail(e, v, f->name, where,
                         "expected a hash made by mcpauth ($pbkdf2-sha512$...)");
         break;
+    case F_OBJECT: {
+        char sub[200];
+        snprintf(sub, sizeof(sub), "%s%s%s", where, *where ? "." : "", f->name);
+        return members(f->sub, v, sub, ret, e);
+    }
+    case F_INT:
+        if (!json_is_integer(v) || json_integer_value(v) < f->imin ||
+            json_integer_value(v) > f->imax)
+            return fail(e, v, f->name, where, "expected a whole number from %lld to %lld",
+                        f->imin, f->imax);
+        break;
+    case F_MS: {
+        int64_t ms = 0;
+        if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 3600)
+            ms = json_integer_value(v) * 1000;
+        else if (!s || ms_parse(s, &ms) < 0 || ms > 3600 * 1000)
+            return fail(e, v, f->name, where,
+                        "expected a duration from 1ms to 1h, such as 250ms, 1s or 2m");
+        char out[TIME_STR_LEN];
+        if (ms % 1000 == 0)
+            duration_format(ms / 1000, out);
+        else
+            snprintf(out, sizeof(out), "%lldms", (long long)ms);
+        *ret = json_string(out);
+        return 0;
+    }
+    case F_LABELS: {
+        if (!json_is_object(v) || json_object_size(v) > 16)
+            return fail(e, v, f->name, where, "expected an object of at most 16 labels");
+        const char *lk;
+        json_t *lv;
+        json_object_foreach((json_t *)v, lk, lv)
+        {
+            const char *ls = json_string_value(lv);
+            if (!label_name_ok(lk) || !ls || !*ls || strlen(ls) > 256 || has_ctl(ls))
+                return fail(e, v, f->name, where,
+                            "label \"%.64s\": names are [A-Za-z_][A-Za-z0-9_]*, values "
+                            "non-empty strings of at most 256 bytes",
+                            lk);
+        }
+        break;
+    }
+    case F_CREDENTIAL:
+        if (!s || !*s || strlen(s) > 4096)
+            return fail(e, v, f->name, where, "expected a string of 1 to 4096 bytes");
+        break;
+    case F_SEALED:
+        if (!s || strlen(s) > 16384)
+            return fail(e, v, f->name, where, "expected a value sealed by mcpauth");
+        break;
+    case F_TEXT:
+        if (!s || strlen(s) > 4096 || has_ctl(s))
+            return fail(e, v, f->name, where,
+                        "expected a string of at most 4096 bytes without control characters");
+        break;
     }
     *ret = json_incref((json_t *)v);
     return 0;
@@ -562,12 +716,114 @@ static int client_rules(json_t *out, const json_t *in, const json_t *existing, c
     return 0;
 }
 
-int policy_normalize(enum store_kind kind, const json_t *in, const json_t *existing,
-                     const char *where, json_t **ret, char **ret_id, struct policy_error *e)
+/* The key that seals exporter credentials (policy_set_kek); NULL until the server sets it. */
+static const struct kek *seal_kek;
+
+void policy_set_kek(const struct kek *k)
 {
-    const struct field *fields = fields_of(kind);
-    if (!fields)
-        return fail(e, in, NULL, where, "this kind is not managed here");
+    __atomic_store_n(&seal_kek, k, __ATOMIC_RELEASE);
+}
+
+static int url_scheme_is(const char *url, const char *const *schemes)
+{
+    for (; *schemes; schemes++) {
+        size_t n = strlen(*schemes);
+        if (strncmp(url, *schemes, n) == 0 && strncmp(url + n, "://", 3) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Cross-field rules of an exporter; seals "auth" into "auth_sealed" (kept from `existing`
+ * when the credentials did not change, so re-applying the same object is not a change). */
+static int exporter_rules(json_t *out, const json_t *in, const json_t *existing, const char *where,
+                          struct policy_error *e)
+{
+    static const char *const syslog_s[] = {"udp", "tcp", "tls", "relp", NULL};
+    static const char *const http_s[] = {"http", "https", NULL};
+    static const char *const kafka_s[] = {"kafka", NULL};
+    static const char *const nats_s[] = {"nats", NULL};
+    static const char *const file_s[] = {"file", NULL};
+    static const struct {
+        const char *type;
+        const char *const *schemes;
+        const char *expect;
+    } rules[] = {
+        {"syslog", syslog_s, "udp://, tcp://, tls:// or relp://HOST:PORT"},
+        {"http", http_s, "http(s)://HOST[:PORT]/PATH"},
+        {"kafka", kafka_s, "kafka://BROKER[,BROKER...]/TOPIC"},
+        {"nats", nats_s, "nats://HOST:PORT/SUBJECT"},
+        {"file", file_s, "file:///ABSOLUTE/PATH"},
+    };
+    const char *type = json_string_value(json_object_get(out, "type"));
+    const char *url = json_string_value(json_object_get(out, "url"));
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        if (strcmp(rules[i].type, type) != 0)
+            continue;
+        if (strlen(url) > 2048 || has_ctl(url) || !url_scheme_is(url, rules[i].schemes))
+            return fail(e, in, "url", where, "a %s exporter's url is %s", type, rules[i].expect);
+    }
+    const char *profile = json_string_value(json_object_get(out, "profile"));
+    if (strcmp(type, "http") == 0 && !profile)
+        return fail(e, in, "profile", where,
+                    "an http exporter needs a profile: webhook, splunk_hec, loki or elastic");
+    if (strcmp(type, "http") != 0 && profile)
+        return fail(e, in, "profile", where, "only http exporters have a profile");
+    const char *format = json_string_value(json_object_get(out, "format"));
+    if (profile && strcmp(profile, "elastic") == 0 && strcmp(format, "json") &&
+        strcmp(format, "ocsf"))
+        return fail(e, in, "format", where, "the elastic profile sends json or ocsf documents");
+
+    json_t *auth = json_object_get(out, "auth");
+    const char *id = json_string_value(json_object_get(out, "id"));
+    char aad[200];
+    snprintf(aad, sizeof(aad), "exporter:%s", id);
+    const struct kek *k = __atomic_load_n(&seal_kek, __ATOMIC_ACQUIRE);
+    const char *old = json_string_value(json_object_get(existing, "auth_sealed"));
+    const char *given = json_string_value(json_object_get(out, "auth_sealed"));
+    if (given && !auth && (!old || strcmp(given, old) != 0))
+        return fail(e, in, "auth_sealed", where,
+                    "set credentials with \"auth\"; auth_sealed is kept by mcpauth");
+    if (!auth)
+        return 0;
+    if (json_object_size(auth) == 0) { /* "auth": {} removes the credentials */
+        json_object_del(out, "auth");
+        json_object_del(out, "auth_sealed");
+        return 0;
+    }
+    if (!k)
+        return fail(e, in, "auth", where, "credentials cannot be sealed: no key-encryption key");
+    char *text = json_dumps(auth, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return ERR_NOMEM;
+    int r = 0;
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    if (old && kek_open(k, aad, old, &pt, &n) == 0 && n == strlen(text) &&
+        memcmp(pt, text, n) == 0) {
+        json_object_set_new(out, "auth_sealed", json_string(old));
+    } else {
+        char *sealed = NULL;
+        r = kek_seal(k, aad, text, strlen(text), &sealed);
+        if (r == 0)
+            json_object_set_new(out, "auth_sealed", json_string(sealed));
+        free(sealed);
+    }
+    if (pt) {
+        crypto_wipe(pt, n);
+        free(pt);
+    }
+    crypto_wipe(text, strlen(text));
+    free(text);
+    json_object_del(out, "auth");
+    return r;
+}
+
+/* Walks the members of `in` against `fields` into the new object *ret: unknown members
+ * refused, each value checked and canonicalised, then defaults and required ones. */
+static int members(const struct field *fields, const json_t *in, const char *where, json_t **ret,
+                   struct policy_error *e)
+{
     if (!json_is_object(in))
         return fail(e, in, NULL, where, "expected an object");
     json_t *out = json_object();
@@ -610,6 +866,23 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
         if (f->def)
             json_object_set_new(out, f->name, json_loads(f->def, JSON_DECODE_ANY, NULL));
     }
+    *ret = out;
+    return 0;
+fail:
+    json_decref(out);
+    return r;
+}
+
+int policy_normalize(enum store_kind kind, const json_t *in, const json_t *existing,
+                     const char *where, json_t **ret, char **ret_id, struct policy_error *e)
+{
+    const struct field *fields = fields_of(kind);
+    if (!fields)
+        return fail(e, in, NULL, where, "this kind is not managed here");
+    json_t *out = NULL;
+    int r = members(fields, in, where, &out, e);
+    if (r < 0)
+        return r;
 
     char *id = NULL;
     switch (kind) {
@@ -653,6 +926,12 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
         json_object_set_new(out, "id", json_string(id ? id : ""));
         break;
     }
+    case STORE_EXPORTERS:
+        r = exporter_rules(out, in, existing, where, e);
+        if (r < 0)
+            goto fail;
+        id = strdup(json_string_value(json_object_get(out, "id")));
+        break;
     case STORE_TRUSTED_ISSUERS:
         if (!json_object_get(out, "jwks") == !json_object_get(out, "jwks_uri")) {
             r = fail(e, in, "jwks_uri", where, "give jwks_uri or an inline jwks (one of them)");
@@ -680,6 +959,11 @@ fail:
 static json_t *view(enum store_kind kind, const json_t *doc, int masked)
 {
     json_t *c = json_deep_copy(doc);
+    if (kind == STORE_EXPORTERS && c && json_object_get(c, "auth_sealed")) {
+        json_object_del(c, "auth_sealed");
+        json_object_set_new(c, masked ? "auth_sealed" : "auth_set",
+                            masked ? json_string("***") : json_true());
+    }
     if (kind == STORE_CLIENTS && c && json_object_get(c, "secret_hash")) {
         json_object_del(c, "secret_hash");
         if (masked)

@@ -57,6 +57,10 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
 /* The object as the admin API shows it: a copy without write-only members
  * (a client's secret_hash becomes "secret_set": true). New reference. */
 json_t *policy_public_view(enum store_kind kind, const json_t *doc);
+/* The key-encryption key that seals exporter credentials ("auth" -> "auth_sealed", bound
+ * to "exporter:ID"). Set once by the server before the admin API serves; without it an
+ * exporter with credentials is refused. */
+void policy_set_kek(const struct kek *k);
 /* Same members masked as "***" for audit events (spec: secrets masked). New reference. */
 json_t *policy_masked_view(enum store_kind kind, const json_t *doc);
 

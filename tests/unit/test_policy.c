@@ -320,7 +320,31 @@ static void test_wrong_types(void **state)
         {STORE_SYSTEMS, "{\"id\": null, \"audience\": \"https://a.example\"}",
          "id: expected an "
          "identifier"},
-        {STORE_EXPORTERS, "{\"id\": \"x\"}", "not managed here"},
+        {STORE_EXPORTERS, "{\"id\": \"x\"}", "type: required"},
+        {STORE_EXPORTERS, "{\"id\": \"x\", \"type\": \"syslog\", \"url\": \"http://h:514\"}",
+         "url: a syslog exporter's url is udp://, tcp://, tls:// or relp://HOST:PORT"},
+        {STORE_EXPORTERS, "{\"id\": \"x\", \"type\": \"http\", \"url\": \"https://h/x\"}",
+         "profile: an http exporter needs a profile"},
+        {STORE_EXPORTERS,
+         "{\"id\": \"x\", \"type\": \"http\", \"profile\": \"elastic\", \"format\": \"cef\","
+         " \"url\": \"https://h\"}",
+         "format: the elastic profile sends json or ocsf documents"},
+        {STORE_EXPORTERS,
+         "{\"id\": \"x\", \"type\": \"file\", \"url\": \"file:///tmp/a\", \"batch\": "
+         "{\"max_events\": 0}}",
+         "batch.max_events: expected a whole number from 1 to 10000"},
+        {STORE_EXPORTERS,
+         "{\"id\": \"x\", \"type\": \"file\", \"url\": \"file:///tmp/a\", \"batch\": "
+         "{\"max_wait\": \"2h\"}}",
+         "batch.max_wait: expected a duration from 1ms to 1h"},
+        {STORE_EXPORTERS,
+         "{\"id\": \"x\", \"type\": \"file\", \"url\": \"file:///tmp/a\", \"auth\": "
+         "{\"token\": \"t\"}}",
+         "auth: credentials cannot be sealed: no key-encryption key"},
+        {STORE_EXPORTERS,
+         "{\"id\": \"x\", \"type\": \"file\", \"url\": \"file:///tmp/a\", \"labels\": "
+         "{\"9x\": \"v\"}}",
+         "labels: label \"9x\""},
         /* identifier pattern */
         {STORE_SYSTEMS, "{\"id\": \"-s\", \"audience\": \"https://a.example\"}",
          "id: expected an "
@@ -622,6 +646,58 @@ static void test_client_rules(void **state)
     o = norm_ok(STORE_CLIENTS, "{\"id\": \"ci\", \"auth\": \"private_key_jwt\", \"jwks_uri\": "
                                "\"https://ci.example/jwks\"}");
     json_decref(o);
+}
+
+/* Exporter credentials are sealed under the KEK, bound to the exporter's id, kept
+ * byte-identical when re-applied unchanged, and never shown by the public view. */
+static void test_exporter_auth_sealed(void **state)
+{
+    (void)state;
+    unsigned char raw[32] = {7};
+    struct kek *k = NULL;
+    assert_int_equal(kek_from_bytes(raw, &k), 0);
+    policy_set_kek(k);
+    json_t *in = json_loads("{\"id\": \"hec\", \"type\": \"http\", \"profile\": \"splunk_hec\","
+                            " \"url\": \"https://splunk.example:8088/services/collector/event\","
+                            " \"auth\": {\"token\": \"hec-token-123\"}}",
+                            0, NULL);
+    json_t *out = NULL, *again = NULL;
+    char *id = NULL;
+    struct policy_error e = {0};
+    assert_int_equal(policy_normalize(STORE_EXPORTERS, in, NULL, "", &out, &id, &e), 0);
+    free(id);
+    assert_null(json_object_get(out, "auth"));
+    const char *sealed = json_string_value(json_object_get(out, "auth_sealed"));
+    assert_non_null(sealed);
+    assert_null(strstr(sealed, "hec-token-123"));
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    assert_int_equal(kek_open(k, "exporter:hec", sealed, &pt, &n), 0);
+    assert_memory_equal(pt, "{\"token\":\"hec-token-123\"}", n);
+    free(pt);
+    assert_int_not_equal(kek_open(k, "exporter:other", sealed, &pt, &n), 0);
+    /* unchanged credentials: the same sealed blob, so json_equal sees no change */
+    assert_int_equal(policy_normalize(STORE_EXPORTERS, in, out, "", &again, &id, &e), 0);
+    free(id);
+    assert_true(json_equal(out, again));
+    json_t *pub = policy_public_view(STORE_EXPORTERS, out);
+    char *dump = json_dumps(pub, 0);
+    assert_null(strstr(dump, "auth_sealed"));
+    assert_true(json_is_true(json_object_get(pub, "auth_set")));
+    free(dump);
+    json_decref(pub);
+    /* a forged auth_sealed is refused */
+    json_t *forged = json_deep_copy(out);
+    json_object_set_new(forged, "auth_sealed", json_string("v1.forged"));
+    json_decref(again);
+    again = NULL;
+    assert_int_equal(policy_normalize(STORE_EXPORTERS, forged, out, "", &again, &id, &e),
+                     ERR_INVAL);
+    json_decref(forged);
+    json_decref(in);
+    json_decref(out);
+    policy_set_kek(NULL);
+    kek_free(k);
 }
 
 static void test_client_secret_null(void **state)
@@ -1172,6 +1248,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_scope_name_errors),
         cmocka_unit_test(test_client_secret),
+        cmocka_unit_test(test_exporter_auth_sealed),
         cmocka_unit_test(test_client_rules),
         cmocka_unit_test(test_client_secret_null),
         cmocka_unit_test(test_snapshot_lookups),
