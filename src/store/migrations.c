@@ -84,12 +84,20 @@ static const char migration_5[] = "DROP INDEX audit_events_user;\n"
                                   "DROP INDEX audit_events_client;\n"
                                   "DROP INDEX audit_events_system;\n";
 
+/* Version 6. Events an exporter's sink refused for good (a 4xx on that event alone):
+ * parked here, counted and shown, so one poison event never blocks the rest. */
+static const char migration_6[] =
+    "CREATE TABLE exporter_dead_letters(exporter_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " event_id TEXT NOT NULL, error TEXT NOT NULL, time TEXT NOT NULL,"
+    " PRIMARY KEY(exporter_id, seq));\n";
+
 static const char *const migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
     migration_5,
+    migration_6,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

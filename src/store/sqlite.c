@@ -55,6 +55,11 @@ enum stmt_id {
     ST_EV_COUNT,
     ST_CUR_GET,
     ST_CUR_SET,
+    ST_CUR_DEL,
+    ST_DL_DEL,
+    ST_DL_ADD,
+    ST_DL_COUNT,
+    ST_DL_LIST,
     ST_REV_ADD,
     ST_REV_SCAN,
     ST_REV_PURGE,
@@ -85,6 +90,13 @@ static const char *const fixed_sql[ST_FIXED_COUNT_] = {
     [ST_EV_SCAN] = "SELECT seq, doc FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_EV_COUNT] = "SELECT count(*) FROM audit_events",
     [ST_CUR_GET] = "SELECT seq FROM exporter_cursors WHERE exporter_id = ?1",
+    [ST_CUR_DEL] = "DELETE FROM exporter_cursors WHERE exporter_id = ?1",
+    [ST_DL_DEL] = "DELETE FROM exporter_dead_letters WHERE exporter_id = ?1",
+    [ST_DL_ADD] = "INSERT OR IGNORE INTO exporter_dead_letters(exporter_id, seq, event_id, error,"
+                  " time) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_DL_COUNT] = "SELECT count(*) FROM exporter_dead_letters WHERE exporter_id = ?1",
+    [ST_DL_LIST] = "SELECT seq, event_id, error, time FROM exporter_dead_letters"
+                   " WHERE exporter_id = ?1 ORDER BY seq DESC LIMIT ?2",
     [ST_CUR_SET] = "INSERT INTO exporter_cursors(exporter_id, seq, updated_at) VALUES(?1, ?2, ?3)"
                    " ON CONFLICT(exporter_id) DO UPDATE SET seq = excluded.seq,"
                    " updated_at = excluded.updated_at",
@@ -842,8 +854,90 @@ int store_cursor_get(struct store *s, const char *id, int64_t *ret)
     if (rc == SQLITE_ROW)
         *ret = sqlite3_column_int64(st, 0);
     else if (rc == SQLITE_DONE)
-        *ret = 0;
+        err = ERR_NOTFOUND;
     else
+        err = store_sqlite_err(rc);
+out:
+    stmt_done(st);
+    unlock(s);
+    return err;
+}
+
+/* runs one fixed statement binding ?1 = id and, when n_ > 1, ?2..?5 */
+static int exec_id(struct store *s, enum stmt_id which, const char *id, int64_t seq,
+                   const char *a, const char *b, const char *c)
+{
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int err = stmt_get(s, which, &st);
+    if (err < 0)
+        goto out;
+    if ((err = bind_str(st, 1, id)) < 0)
+        goto out;
+    if (which == ST_DL_ADD &&
+        ((err = bind_i64(st, 2, seq)) < 0 || (err = bind_str(st, 3, a)) < 0 ||
+         (err = bind_str(st, 4, b)) < 0 || (err = bind_str(st, 5, c)) < 0))
+        goto out;
+    err = step_done(st);
+out:
+    stmt_done(st);
+    unlock(s);
+    return err;
+}
+
+int store_cursor_delete(struct store *s, const char *id)
+{
+    if (!id)
+        return ERR_INVAL;
+    int r = exec_id(s, ST_CUR_DEL, id, 0, NULL, NULL, NULL);
+    return r < 0 ? r : exec_id(s, ST_DL_DEL, id, 0, NULL, NULL, NULL);
+}
+
+int store_dead_letter_add(struct store *s, const char *id, int64_t seq, const char *event_id,
+                          const char *error)
+{
+    if (!id || !event_id || !error)
+        return ERR_INVAL;
+    char now[TIME_STR_LEN];
+    time_format_us(time_now_us(), now);
+    return exec_id(s, ST_DL_ADD, id, seq, event_id, error, now);
+}
+
+int store_dead_letters(struct store *s, const char *id, size_t limit, int64_t *ret_count,
+                       int (*fn)(int64_t seq, const char *event_id, const char *error,
+                                 const char *time, void *arg),
+                       void *arg)
+{
+    if (!id)
+        return ERR_INVAL;
+    sqlite3_stmt *st = NULL;
+    lock(s);
+    int err = stmt_get(s, ST_DL_COUNT, &st);
+    if (err < 0 || (err = bind_str(st, 1, id)) < 0)
+        goto out;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        err = store_sqlite_err(rc);
+        goto out;
+    }
+    *ret_count = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    st = NULL;
+    if (!fn || !limit)
+        goto out;
+    if ((err = stmt_get(s, ST_DL_LIST, &st)) < 0 || (err = bind_str(st, 1, id)) < 0 ||
+        (err = bind_i64(st, 2, (int64_t)limit)) < 0)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int stop = fn(sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                      (const char *)sqlite3_column_text(st, 2),
+                      (const char *)sqlite3_column_text(st, 3), arg);
+        if (stop) {
+            err = stop;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
         err = store_sqlite_err(rc);
 out:
     stmt_done(st);

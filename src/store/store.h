@@ -124,9 +124,22 @@ int store_events_scan(struct store *s, int64_t after_seq, size_t limit,
 int store_events_count(struct store *s, int64_t *ret);
 
 /* ---- exporter cursors ---- */
-/* The seq last acknowledged by exporter `id` (0 if none yet). */
+/* The seq last acknowledged by exporter `id`; ERR_NOTFOUND when it has none yet (its
+ * start point, "now" or "beginning", decides the first one). */
 int store_cursor_get(struct store *s, const char *id, int64_t *ret);
 int store_cursor_set(struct store *s, const char *id, int64_t seq);
+/* Forgets the cursor and the dead letters of a removed exporter. */
+int store_cursor_delete(struct store *s, const char *id);
+/* Parks event `seq` (id `event_id`) that exporter `id`'s sink refused for good, with the
+ * receiver's reason. Adding it twice is not an error. */
+int store_dead_letter_add(struct store *s, const char *id, int64_t seq, const char *event_id,
+                          const char *error);
+/* How many events exporter `id` parked (*ret_count), and fn for the newest `limit` of them,
+ * newest first (fn may be NULL). */
+int store_dead_letters(struct store *s, const char *id, size_t limit, int64_t *ret_count,
+                       int (*fn)(int64_t seq, const char *event_id, const char *error,
+                                 const char *time, void *arg),
+                       void *arg);
 
 /* ---- revoked tokens (RFC 7009) ---- */
 /* Remembers jti as revoked until exp (unix seconds); adding it twice is not an error. */

@@ -117,7 +117,7 @@ static void test_open_creates_schema(void **state)
 {
     struct fx *f = *state;
     struct store *s = open_ok(f->url);
-    assert_int_equal(store_schema_version(s), 5);
+    assert_int_equal(store_schema_version(s), 6);
     assert_int_equal(access(f->path, F_OK), 0);
 
     char wal[400];
@@ -173,7 +173,7 @@ static void test_reopen_idempotent(void **state)
 
     for (int i = 0; i < 2; i++) {
         s = open_ok(f->url);
-        assert_int_equal(store_schema_version(s), 5);
+        assert_int_equal(store_schema_version(s), 6);
         json_t *got = NULL;
         assert_int_equal(store_object_get(s, STORE_SYSTEMS, "github", &got), 0);
         json_decref(got);
@@ -194,7 +194,7 @@ static void test_newer_schema_refused(void **state)
     struct store *s = sentinel;
     struct err_detail d = {{0}};
     assert_int_equal(store_open(f->url, &s, &d), ERR_CORRUPT);
-    assert_string_equal(d.msg, "schema version 999 is newer than this mcpauth (5)");
+    assert_string_equal(d.msg, "schema version 999 is newer than this mcpauth (6)");
     assert_ptr_equal(s, sentinel);
 }
 
@@ -566,13 +566,24 @@ static void test_events_append_only(void **state)
 
 /* ---- exporter cursors ---- */
 
+static int dl_first(int64_t seq, const char *event_id, const char *error, const char *time,
+                    void *arg)
+{
+    (void)event_id;
+    (void)error;
+    (void)time;
+    if (*(int64_t *)arg == -2)
+        *(int64_t *)arg = seq; /* the first call is the newest */
+    return 0;
+}
+
 static void test_cursors(void **state)
 {
     struct fx *f = *state;
     struct store *s = open_ok(f->url);
     int64_t seq = -1;
-    assert_int_equal(store_cursor_get(s, "siem", &seq), 0);
-    assert_int_equal(seq, 0);
+    assert_int_equal(store_cursor_get(s, "siem", &seq), ERR_NOTFOUND);
+    assert_int_equal(seq, -1);
     assert_int_equal(store_cursor_set(s, "siem", 42), 0);
     assert_int_equal(store_cursor_get(s, "siem", &seq), 0);
     assert_int_equal(seq, 42);
@@ -585,9 +596,26 @@ static void test_cursors(void **state)
     assert_int_equal(seq, 43);
     assert_int_equal(store_cursor_get(s, "kafka", &seq), 0);
     assert_int_equal(seq, 7);
-    assert_int_equal(store_cursor_get(s, "none", &seq), 0);
-    assert_int_equal(seq, 0);
+    assert_int_equal(store_cursor_get(s, "none", &seq), ERR_NOTFOUND);
+    assert_int_equal(seq, 7);
     assert_int_equal(store_cursor_set(s, "siem", -1), ERR_INVAL);
+
+    /* dead letters: counted, listed newest first, idempotent, forgotten with the cursor */
+    int64_t n = -1;
+    assert_int_equal(store_dead_letter_add(s, "siem", 5, "ev-5", "400 bad event"), 0);
+    assert_int_equal(store_dead_letter_add(s, "siem", 9, "ev-9", "413 too large"), 0);
+    assert_int_equal(store_dead_letter_add(s, "siem", 9, "ev-9", "again"), 0);
+    assert_int_equal(store_dead_letter_add(s, "kafka", 1, "ev-1", "x"), 0);
+    seq = -2;
+    assert_int_equal(store_dead_letters(s, "siem", 10, &n, dl_first, &seq), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(seq, 9);
+    assert_int_equal(store_cursor_delete(s, "siem"), 0);
+    assert_int_equal(store_cursor_get(s, "siem", &seq), ERR_NOTFOUND);
+    assert_int_equal(store_dead_letters(s, "siem", 10, &n, NULL, NULL), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_dead_letters(s, "kafka", 0, &n, NULL, NULL), 0);
+    assert_int_equal(n, 1);
     store_close(s);
 }
 
