@@ -124,7 +124,7 @@ static void test_open_creates_schema(void **state)
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     assert_int_equal(access(wal, F_OK), 0);
     assert_raw(f->path, "PRAGMA journal_mode", "wal");
-    assert_raw(f->path, "SELECT max(version) FROM schema_migrations", "5");
+    assert_raw(f->path, "SELECT max(version) FROM schema_migrations", "6");
     assert_raw(f->path,
                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
                " ('settings','systems','clients','access_policies','grants','trusted_issuers',"
@@ -179,7 +179,7 @@ static void test_reopen_idempotent(void **state)
         json_decref(got);
         store_close(s);
     }
-    assert_raw(f->path, "SELECT count(*) FROM schema_migrations", "5");
+    assert_raw(f->path, "SELECT count(*) FROM schema_migrations", "6");
 }
 
 static void test_newer_schema_refused(void **state)
