@@ -6,6 +6,7 @@
 
 #include "admin/admin.h"
 #include "config/config.h"
+#include "export/runner.h"
 #include "core/b64.h"
 #include "core/log.h"
 #include "core/uuid.h"
@@ -185,6 +186,37 @@ static int apply_file(struct admin *a, const char *path)
     return 0;
 }
 
+static void wake_exporters(void *arg)
+{
+    export_manager_notify(arg);
+}
+
+/* The exporters of the config file: created, or replaced when they differ. */
+static int declare_exporters(struct admin *a, const json_t *list)
+{
+    char rid[UUID_STR_LEN];
+    uuid7_new(rid);
+    struct audit_origin o = {.request_id = rid, .endpoint = "config", .actor = "config"};
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        struct err_detail d = {{0}};
+        json_t *cur = NULL, *out = NULL;
+        int r = admin_get(a, STORE_EXPORTERS, id, &cur, NULL) == 0
+                    ? admin_replace(a, &o, STORE_EXPORTERS, id, e, &out, &d)
+                    : admin_create(a, &o, STORE_EXPORTERS, e, &out, &d);
+        json_decref(cur);
+        json_decref(out);
+        if (r < 0) {
+            log_error("config: exporter %s: %s", id, d.msg);
+            return r;
+        }
+    }
+    return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -234,6 +266,7 @@ int serve_main(int argc, char **argv)
     struct http_server *srv = NULL;
     struct audit_writer *writer = NULL;
     struct store *logs_store = NULL;
+    struct export_manager *exporters = NULL;
     struct oauth *oauth = NULL;
     struct jose_key *idp_key = NULL;
     char *idp_issuer = NULL;
@@ -283,6 +316,7 @@ int serve_main(int argc, char **argv)
             log_error("key-encryption key: %s", d.msg);
         goto out;
     }
+    policy_set_kek(kek); /* exporter credentials are sealed with it */
     holder = policy_holder_new(NULL);
     struct admin_config acfg = {store, kek, holder, cfg.node};
     if (!holder || admin_new(&acfg, &admin) < 0)
@@ -337,6 +371,18 @@ int serve_main(int argc, char **argv)
         log_error("store %s (log reader): %s", cfg.database, d.msg);
         goto out;
     }
+    if (cfg.exporters && declare_exporters(admin, cfg.exporters) < 0)
+        goto out;
+    struct export_manager_config ecfg = {cfg.database, kek, cfg.node};
+    if (export_manager_new(&ecfg, &exporters, &d) < 0) {
+        log_error("exporters: %s", d.msg);
+        goto out;
+    }
+    audit_writer_on_commit(writer, wake_exporters, exporters);
+    json_t *declared = NULL;
+    if (store_object_list(store, STORE_EXPORTERS, &declared) == 0)
+        export_manager_sync(exporters, declared);
+    json_decref(declared);
     struct oauth_config ocfg = {
         .issuer = cfg.issuer,
         .policy = holder,
@@ -369,6 +415,7 @@ int serve_main(int argc, char **argv)
         .oauth = oauth,
         .writer = writer,
         .logs_store = logs_store,
+        .exporters = exporters,
         .dev = cfg.dev,
     };
     kek_derive(kek, "mcpauth log cursor v1", hcfg.logs_key);
@@ -413,17 +460,20 @@ int serve_main(int argc, char **argv)
     http_server_quiesce(srv);
     writer = audit_writer_stop(writer); /* drains: every waiting request gets its answer */
     srv = http_server_stop(srv);
+    exporters = export_manager_free(exporters); /* unsent batches go again after a restart */
     rc = 0;
 out:
     crypto_wipe(token, sizeof(token));
     audit_writer_stop(writer);
     http_server_stop(srv);
+    export_manager_free(exporters);
     oauth_free(oauth);
     store_close(logs_store);
     jose_key_free(idp_key);
     free(idp_issuer);
     admin_free(admin);
     policy_holder_free(holder);
+    policy_set_kek(NULL);
     kek_free(kek);
     store_close(store);
     config_serve_done(&cfg);

@@ -29,6 +29,8 @@ struct audit_writer {
     size_t head, len;
     bool stop;
     struct audit_writer_stats stats;
+    void (*on_commit)(void *arg); /* set before the first event; called after each commit */
+    void *on_commit_arg;
 };
 
 /* Every 100 ms, copy the WAL back into the database from another connection, so that
@@ -103,6 +105,8 @@ static void *run(void *p)
             b++;
         w->stats.batch_hist[b]++;
         pthread_mutex_unlock(&w->mu);
+        if (r == 0 && w->on_commit)
+            w->on_commit(w->on_commit_arg);
         for (size_t i = 0; i < n; i++) {
             if (batch[i].done)
                 batch[i].done(batch[i].arg, r);
@@ -203,6 +207,14 @@ int audit_writer_submit_jtis(struct audit_writer *w, json_t *json_ev, char *jti_
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+void audit_writer_on_commit(struct audit_writer *w, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    w->on_commit = fn;
+    w->on_commit_arg = arg;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void audit_writer_stats(struct audit_writer *w, struct audit_writer_stats *ret)

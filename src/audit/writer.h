@@ -41,3 +41,7 @@ struct audit_writer_stats {
     uint64_t batch_hist[8]; /* batches of size <=1, <=4, <=16, <=64, <=256, <=1024, <=4096, more */
 };
 void audit_writer_stats(struct audit_writer *w, struct audit_writer_stats *ret);
+
+/* fn(arg) runs on the writer thread after every committed batch (the exporters' wake-up).
+ * It must be quick and must not submit events. Set it before events flow. */
+void audit_writer_on_commit(struct audit_writer *w, void (*fn)(void *arg), void *arg);

@@ -57,6 +57,7 @@ void config_serve_done(struct serve_config *c)
 #define FREE_MEMBER_(m) free(c->m);
     STRING_MEMBERS(FREE_MEMBER_)
 #undef FREE_MEMBER_
+    json_decref(c->exporters);
     *c = (struct serve_config){0};
 }
 
@@ -71,6 +72,7 @@ static int serve_config_copy(struct serve_config *dst, const struct serve_config
         goto oom;
     STRING_MEMBERS(COPY_MEMBER_)
 #undef COPY_MEMBER_
+    json_incref(t.exporters);
     *dst = t;
     return 0;
 oom:
@@ -324,6 +326,18 @@ static int load_key(const struct loader *l, const char *key, const json_t *v, in
     }
     if (strcmp(key, "limits") == 0)
         return load_limits(l, v, line, c);
+    if (strcmp(key, "exporters") == 0) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v))
+            return type_error(l, line, key, "expected a list of exporter objects");
+        json_array_foreach(v, i, e) if (!json_is_object(e) ||
+                                         !json_is_string(json_object_get(e, "id"))) return
+            type_error(l, line, key, "each exporter is a mapping with an id");
+        json_decref(c->exporters);
+        c->exporters = json_deep_copy(v);
+        return c->exporters ? 0 : ERR_NOMEM;
+    }
     return fail(l, line, "unknown key '%s'", key_for_msg(key, kbuf));
 }
 

@@ -19,8 +19,11 @@
  *                                     power loss, at one fsync per commit batch
  *   node: hostname                    this node's name in audit events
  *   limits: {oauth_body: 64KiB, admin_body: 1MiB} (bytes, integers)
+ *   exporters: [ {id: siem, type: syslog, url: ..., ...} ]  exporter objects
+ *                                     (spec/http-api.md) created or replaced at start
  * Relative paths are relative to the working directory. */
 #pragma once
+#include <jansson.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -42,6 +45,7 @@ struct serve_config {
     int durability_power; /* 1: fsync every commit (synchronous=FULL) */
     size_t oauth_body_max;
     size_t admin_body_max;
+    json_t *exporters; /* owned array of objects, NULL = none declared */
 };
 
 void config_serve_defaults(struct serve_config *c);

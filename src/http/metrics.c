@@ -2,6 +2,7 @@
  * may be a hair behind a concurrent reader, never wrong), rendered as the text
  * exposition format 0.0.4 at /metrics. No per-request allocation. */
 #include "http/http_priv.h"
+#include "export/runner.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,8 @@ char *metrics_render(const struct http_server *srv, const struct policy_snapshot
     struct buf b;
     buf_init(&b, 0);
     render_oauth(&b, srv);
+    if (srv->cfg.exporters)
+        export_manager_metrics(srv->cfg.exporters, &b);
     buf_puts(&b, "# HELP mcpauth_build_info mcpauth version.\n# TYPE mcpauth_build_info gauge\n");
     buf_printf(&b, "mcpauth_build_info{version=\"%s\"} 1\n", MCPAUTH_VERSION);
     buf_puts(&b, "# HELP mcpauth_http_requests_total HTTP requests by route and status code.\n"

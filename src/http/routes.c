@@ -4,7 +4,9 @@
  * disclosed). The token is compared as SHA-256 digests in constant time. */
 #include "http/http_priv.h"
 #include "core/timeutil.h"
+#include "export/runner.h"
 #include "jose/crypto.h"
+#include "logs/scim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +152,96 @@ static int route_objects(struct http_request *req, struct http_response *res, en
     }
     method_not_allowed(res, "GET, PUT, PATCH, DELETE");
     return 0;
+}
+
+/* After any change to exporters: the runner follows the store. */
+static void exporters_sync(struct http_request *req)
+{
+    json_t *list = NULL;
+    if (req->srv->cfg.exporters &&
+        store_object_list(req->srv->cfg.store, STORE_EXPORTERS, &list) == 0)
+        export_manager_sync(req->srv->cfg.exporters, list);
+    json_decref(list);
+}
+
+/* A filter the runner could not parse is refused here, with the column, not stored. */
+static int exporter_filter_ok(const json_t *body, struct err_detail *d)
+{
+    const char *f = json_string_value(json_object_get(body, "filter"));
+    struct store_filter *tree = NULL;
+    if (!f)
+        return 0;
+    int r = scim_parse(f, strlen(f), &tree, d);
+    store_filter_free(tree);
+    if (r < 0) {
+        char why[sizeof(d->msg)];
+        snprintf(why, sizeof(why), "%s", d->msg);
+        return err_set(d, ERR_INVAL, "filter: %.400s", why);
+    }
+    return 0;
+}
+
+/* /api/v1/exporters[/{id}[/status|/test]] */
+static int route_exporters(struct http_request *req, struct http_response *res, const char *rest,
+                           const struct audit_origin *o)
+{
+    struct err_detail d = {{0}};
+    json_t *out = NULL;
+    const char *slash = strchr(rest, '/');
+    if (slash && slash[1]) {
+        char id[130];
+        size_t n = (size_t)(slash - rest);
+        if (n == 0 || n >= sizeof(id)) {
+            res_error(res, ERR_NOTFOUND, "No such exporter");
+            return 0;
+        }
+        memcpy(id, rest, n);
+        id[n] = '\0';
+        const char *what = slash + 1;
+        struct export_manager *m = req->srv->cfg.exporters;
+        if (strcmp(what, "status") == 0) {
+            if (!is(req, "GET"))
+                return method_not_allowed(res, "GET");
+            int r = m ? export_manager_status(m, id, &out, &d)
+                      : err_set(&d, ERR_NOTFOUND, "exporter:%s does not exist", id);
+            return answer(res, r, &d, 200, out);
+        }
+        if (strcmp(what, "test") == 0) {
+            if (!is(req, "POST"))
+                return method_not_allowed(res, "POST");
+            json_t *doc = NULL;
+            int r = store_object_get(req->srv->cfg.store, STORE_EXPORTERS, id, &doc);
+            if (r == ERR_NOTFOUND)
+                r = err_set(&d, r, "exporter:%s does not exist", id);
+            else if (r == 0 && !m)
+                r = err_set(&d, ERR_IO, "the exporter runner is not running");
+            if (r == 0)
+                r = export_manager_test(m, doc, &out, &d);
+            json_decref(doc);
+            return answer(res, r, &d, 200, out);
+        }
+        res_error(res, ERR_NOTFOUND, "No such exporter operation (status, test)");
+        return 0;
+    }
+    const char *id = *rest && (!slash || slash[1]) ? rest : NULL;
+    char idbuf[130];
+    if (id && slash) { /* "ID/" */
+        snprintf(idbuf, sizeof(idbuf), "%.*s", (int)(slash - rest), rest);
+        id = idbuf;
+    }
+    if (is(req, "POST") || is(req, "PUT") || is(req, "PATCH")) {
+        json_t *body = json_body(req, res);
+        if (!body)
+            return 0;
+        int r = exporter_filter_ok(body, &d);
+        json_decref(body);
+        if (r < 0)
+            return answer(res, r, &d, 200, NULL);
+    }
+    int r = route_objects(req, res, STORE_EXPORTERS, id, o);
+    if (!is(req, "GET") && res->status >= 200 && res->status < 300)
+        exporters_sync(req);
+    return r;
 }
 
 static int route_settings(struct http_request *req, struct http_response *res,
@@ -469,6 +561,10 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         if (strcmp(rest, "keys") == 0 || strncmp(rest, "keys/", 5) == 0) {
             req->route = ROUTE_ADMIN_KEYS;
             return route_keys(req, res, rest[4] ? rest + 5 : "", &o);
+        }
+        if (strcmp(rest, "exporters") == 0 || strncmp(rest, "exporters/", 10) == 0) {
+            req->route = ROUTE_ADMIN_OBJECTS;
+            return route_exporters(req, res, rest[9] ? rest + 10 : "", &o);
         }
         char seg[32];
         size_t n = strcspn(rest, "/");
