@@ -19,3 +19,5 @@ int cli_logs(int argc, char **argv);
 /* token inspect: decodes a JWT, finds its audit event and judges it as a
  * resource server would: 0 accepted, 1 rejected, 2 bad usage or unreadable. */
 int cli_token(int argc, char **argv);
+/* `mcpauth exporters add|list|status|test|pause|resume|remove` (cli/exporters.c). */
+int cli_exporters(int argc, char **argv);
