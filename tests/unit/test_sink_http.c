@@ -751,6 +751,36 @@ static void receiver_down(void **state)
     assert_null(strstr(f->res.error, "TOPSECRET"));
 }
 
+/* An answer past 64 KiB is cut off: the status still counts, and a _bulk answer
+ * that said "errors":false up front needs nothing more. */
+static void big_answer_is_cut_off(void **state)
+{
+    struct fx *f = *state;
+    open_sink(f,
+              "{\"id\":\"e\",\"type\":\"http\",\"profile\":\"elastic\",\"url\":\"http://"
+              "127.0.0.1:%u\"}",
+              NULL, NULL);
+    size_t n = 200 * 1024;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, ' ', n);
+    memcpy(big, "{\"errors\":false,\"items\":[", 25);
+    big[n - 2] = ']';
+    big[n - 1] = '}';
+    big[n] = '\0';
+    script(&f->srv, 200, big);
+    assert_int_equal(send_n(f, recs, 2), 0);
+    assert_int_equal(f->res.acked, 2);
+    script(&f->srv, 503, big);
+    assert_int_equal(send_n(f, recs, 2), ERR_IO);
+    assert_non_null(strstr(f->res.error, "503"));
+    /* and the next request works on a new connection */
+    script(&f->srv, 200, "{\"errors\":false}");
+    assert_int_equal(send_n(f, recs, 2), 0);
+    assert_int_equal(nreqs(&f->srv), 3);
+    free(big);
+}
+
 /* ---- open ---- */
 
 static void open_refuses(void **state)
@@ -814,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unauthorized_is_retried_not_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(silent_receiver_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(receiver_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(big_answer_is_cut_off, setup, teardown),
         cmocka_unit_test_setup_teardown(open_refuses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
