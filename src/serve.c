@@ -7,6 +7,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "export/runner.h"
+#include "trace/trace.h"
 #include "core/b64.h"
 #include "core/log.h"
 #include "core/uuid.h"
@@ -267,6 +268,7 @@ int serve_main(int argc, char **argv)
     struct audit_writer *writer = NULL;
     struct store *logs_store = NULL;
     struct export_manager *exporters = NULL;
+    struct trace_hub *trace = NULL;
     struct oauth *oauth = NULL;
     struct jose_key *idp_key = NULL;
     char *idp_issuer = NULL;
@@ -379,6 +381,10 @@ int serve_main(int argc, char **argv)
         goto out;
     }
     audit_writer_on_commit(writer, wake_exporters, exporters);
+    if (trace_hub_new(4096, &trace) < 0) {
+        log_error("live trace: cannot start");
+        goto out;
+    }
     json_t *declared = NULL;
     if (store_object_list(store, STORE_EXPORTERS, &declared) == 0)
         export_manager_sync(exporters, declared);
@@ -416,6 +422,7 @@ int serve_main(int argc, char **argv)
         .writer = writer,
         .logs_store = logs_store,
         .exporters = exporters,
+        .trace = trace,
         .dev = cfg.dev,
     };
     kek_derive(kek, "mcpauth log cursor v1", hcfg.logs_key);
@@ -458,6 +465,7 @@ int serve_main(int argc, char **argv)
     sigwait(&stop, &sig);
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(srv);
+    trace_hub_close(trace); /* live trace streams end; their connections are resumed */
     writer = audit_writer_stop(writer); /* drains: every waiting request gets its answer */
     srv = http_server_stop(srv);
     exporters = export_manager_free(exporters); /* unsent batches go again after a restart */
@@ -467,7 +475,9 @@ out:
     audit_writer_stop(writer);
     http_server_stop(srv);
     export_manager_free(exporters);
+    trace_hub_close(trace);
     oauth_free(oauth);
+    trace_hub_free(trace);
     store_close(logs_store);
     jose_key_free(idp_key);
     free(idp_issuer);

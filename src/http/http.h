@@ -29,6 +29,7 @@ struct http_server_config {
     struct audit_writer *writer;  /* borrowed: token events are committed through it */
     struct store *logs_store;     /* borrowed: a connection of its own for log reads */
     struct export_manager *exporters; /* borrowed: the exporter runner (may be NULL) */
+    struct trace_hub *trace;          /* borrowed: live trace (may be NULL) */
     unsigned char logs_key[32];   /* MAC key of log cursors */
     int dev;
     unsigned char admin_token_sha256[32];

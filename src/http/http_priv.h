@@ -6,6 +6,7 @@
 #include "core/buf.h"
 #include "core/uuid.h"
 #include "http/http.h"
+#include "trace/trace.h"
 
 enum route_id {
     ROUTE_NOT_FOUND,
@@ -24,6 +25,7 @@ enum route_id {
     ROUTE_REVOKE,
     ROUTE_METADATA,
     ROUTE_LOGS,
+    ROUTE_TRACE,
     ROUTE_COUNT
 };
 
@@ -64,6 +66,7 @@ struct http_response {
     char *header_values[HTTP_MAX_HEADERS]; /* owned */
     int n_headers;
     json_t *event; /* owned: to be committed before the response is sent */
+    struct trace_match trace; /* with the event: its live trace entry */
     char *jti_keys[2]; /* owned: used assertion ids recorded with the event */
     int64_t jti_exps[2];
     /* streamed body (downloads): when set, `body` is unused */
@@ -74,6 +77,9 @@ struct http_response {
 
 /* logs.c: GET /api/v1/logs, /logs/export, /logs/verify */
 int route_logs(struct http_request *req, struct http_response *res, const char *rest);
+
+/* trace.c: GET /api/v1/trace (SSE) */
+int route_trace(struct http_request *req, struct http_response *res);
 
 /* routes.c */
 int routes_dispatch(struct http_request *req, struct http_response *res);

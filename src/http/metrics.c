@@ -15,7 +15,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_ADMIN_APPLY] = "admin_apply", [ROUTE_ADMIN_EXPLAIN] = "admin_explain",
     [ROUTE_DEV] = "dev",             [ROUTE_TOKEN] = "token",
     [ROUTE_INTROSPECT] = "introspect", [ROUTE_REVOKE] = "revoke",
-    [ROUTE_METADATA] = "metadata",   [ROUTE_LOGS] = "logs",
+    [ROUTE_METADATA] = "metadata",   [ROUTE_LOGS] = "logs", [ROUTE_TRACE] = "trace",
 };
 
 static uint64_t audit_failures;
@@ -106,6 +106,21 @@ char *metrics_render(const struct http_server *srv, const struct policy_snapshot
     render_oauth(&b, srv);
     if (srv->cfg.exporters)
         export_manager_metrics(srv->cfg.exporters, &b);
+    if (srv->cfg.trace) {
+        struct trace_stats ts;
+        trace_hub_stats(srv->cfg.trace, &ts);
+        buf_printf(&b,
+                   "# HELP mcpauth_trace_subscribers Live trace streams open.\n"
+                   "# TYPE mcpauth_trace_subscribers gauge\nmcpauth_trace_subscribers %llu\n"
+                   "# HELP mcpauth_trace_entries_total Trace entries published (only while "
+                   "someone subscribes).\n"
+                   "# TYPE mcpauth_trace_entries_total counter\nmcpauth_trace_entries_total %llu\n"
+                   "# HELP mcpauth_trace_dropped_total Entries subscribers missed by falling "
+                   "behind.\n"
+                   "# TYPE mcpauth_trace_dropped_total counter\nmcpauth_trace_dropped_total %llu\n",
+                   (unsigned long long)ts.subscribers, (unsigned long long)ts.published,
+                   (unsigned long long)ts.dropped);
+    }
     buf_puts(&b, "# HELP mcpauth_build_info mcpauth version.\n# TYPE mcpauth_build_info gauge\n");
     buf_printf(&b, "mcpauth_build_info{version=\"%s\"} 1\n", MCPAUTH_VERSION);
     buf_puts(&b, "# HELP mcpauth_http_requests_total HTTP requests by route and status code.\n"

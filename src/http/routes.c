@@ -368,6 +368,7 @@ static int route_oauth(struct http_request *req, struct http_response *res,
         res_json(res, r.status, r.body);
         r.body = NULL;
         res->event = r.event; /* every call to the token endpoint is one event */
+        res->trace = r.trace;
         r.event = NULL;
         oauth_reply_done(&r);
         return 0;
@@ -390,6 +391,7 @@ static int route_oauth(struct http_request *req, struct http_response *res,
     if (r.www_authenticate)
         res_header(res, "WWW-Authenticate", r.www_authenticate);
     res->event = r.event;
+    res->trace = r.trace;
     r.event = NULL;
     for (int k = 0; k < 2; k++) {
         res->jti_keys[k] = r.jti_keys[k];
@@ -561,6 +563,10 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         if (strcmp(rest, "keys") == 0 || strncmp(rest, "keys/", 5) == 0) {
             req->route = ROUTE_ADMIN_KEYS;
             return route_keys(req, res, rest[4] ? rest + 5 : "", &o);
+        }
+        if (strcmp(rest, "trace") == 0) {
+            req->route = ROUTE_TRACE;
+            return route_trace(req, res);
         }
         if (strcmp(rest, "exporters") == 0 || strncmp(rest, "exporters/", 10) == 0) {
             req->route = ROUTE_ADMIN_OBJECTS;

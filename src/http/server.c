@@ -211,6 +211,8 @@ static void too_big(struct http_request *req, struct http_response *res)
     oauth_token_refused(req->srv->cfg.oauth, &in, 413, msg, &r);
     res_json(res, r.status, r.body);
     r.body = NULL;
+    if (r.event)
+        trace_publish_event(req->srv->cfg.trace, r.event, &r.trace);
     if (r.event && req->srv->cfg.writer)
         audit_writer_submit(req->srv->cfg.writer, r.event, NULL, NULL);
     r.event = NULL;
@@ -293,6 +295,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         }
         *park = res;
         json_t *ev = park->event;
+        trace_publish_event(req->srv->cfg.trace, ev, &park->trace); /* live, before durable */
         char *keys[2] = {park->jti_keys[0], park->jti_keys[1]};
         park->event = NULL;
         park->jti_keys[0] = park->jti_keys[1] = NULL;

@@ -17,6 +17,7 @@
 #include "policy/decide.h"
 #include "policy/policy.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct oauth;
 
@@ -50,6 +51,7 @@ struct oauth_reply {
     json_t *body;                 /* owned */
     const char *www_authenticate; /* static string or NULL */
     json_t *event;                /* owned: commit before sending (token endpoint) */
+    struct trace_match trace;     /* published with the event (trace/trace.h) */
     /* assertion ids this request used up, to be recorded with the event (owned or NULL) */
     char *jti_keys[2];
     int64_t jti_exps[2];

@@ -386,6 +386,11 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     }
     int granted = t.d.reason == REASON_NONE;
     out->event = build_event(&t, granted);
+    /* the trace's client workload: the client authenticated, or at least the id presented
+     * names one (a wrong secret still says which workload was tried) */
+    out->trace.client_matched =
+        t.client != NULL ||
+        (t.presented_client && snap && policy_client_by_id(snap, t.presented_client) != NULL);
     if (granted) {
         char scope[1024];
         decision_granted_scopes(&t.d, scope, sizeof(scope));
