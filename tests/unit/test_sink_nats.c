@@ -32,7 +32,7 @@
 #include "export/sink.h"
 
 static const char *server_bin;
-static pid_t server_pid;
+static pid_t server_pid, auth_pid;
 static int port;
 static char store_dir[] = "/tmp/mcpauth-nats-XXXXXX";
 static char url_base[64];
@@ -44,13 +44,24 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void reap(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+    }
+}
+
 static void stop_server(void)
 {
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, NULL, 0);
-        server_pid = 0;
-    }
+    reap(&server_pid);
+}
+
+static void stop_all(void)
+{
+    reap(&server_pid);
+    reap(&auth_pid);
 }
 
 static int free_port(void)
@@ -68,11 +79,11 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static int port_open(void)
+static int port_open(int p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
+                            .sin_port = htons((uint16_t)p),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     if (fd >= 0)
@@ -80,11 +91,9 @@ static int port_open(void)
     return ok;
 }
 
-/* Starts nats-server with JetStream on `port`, the store in store_dir; waits for it. */
-static int start_server(void)
+/* Runs nats-server with `argv` (argv[0] unused) into *ret_pid; waits for `on_port`. */
+static int spawn(char *const argv[], int on_port, pid_t *ret_pid)
 {
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -93,16 +102,24 @@ static int start_server(void)
         int null = open("/dev/null", O_RDWR);
         dup2(null, 1);
         dup2(null, 2);
-        execl(server_bin, server_bin, "-js", "-a", "127.0.0.1", "-p", p, "-sd", store_dir,
-              (char *)NULL);
+        execv(server_bin, argv);
         _exit(127);
     }
-    server_pid = pid;
+    *ret_pid = pid;
     for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; usleep(20000))
-        if (port_open())
+        if (port_open(on_port))
             return 0;
-    stop_server();
+    reap(ret_pid);
     return -1;
+}
+
+/* The JetStream server on `port`, its store in store_dir. */
+static int start_server(void)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    char *const argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", p, "-sd", store_dir, NULL};
+    return spawn(argv, port, &server_pid);
 }
 
 static int setup(void **state)
@@ -115,7 +132,7 @@ static int setup(void **state)
             server_bin = where[i];
     if (!server_bin)
         return 0; /* each test skips */
-    atexit(stop_server);
+    atexit(stop_all);
     if (!mkdtemp(store_dir) || (port = free_port()) < 0)
         return -1;
     snprintf(url_base, sizeof(url_base), "nats://127.0.0.1:%d", port);
@@ -125,7 +142,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    stop_server();
+    stop_all();
     if (store_dir[sizeof(store_dir) - 7] != 'X') {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_dir);
@@ -427,6 +444,46 @@ static void test_server_hangs(void **state)
     admin_close(&a);
 }
 
+/* A server that wants a user and password (core NATS only: the sink connects,
+ * and no stream answers); a wrong password is ERR_IO and never shows up. */
+static void test_auth(void **state)
+{
+    (void)state;
+    if (!server_bin)
+        skip();
+    int p = free_port();
+    char ps[16], url[128];
+    snprintf(ps, sizeof(ps), "%d", p);
+    char *const argv[] = {"nats-server", "-a",  "127.0.0.1", "-p",         ps,
+                          "--user",      "svc", "--pass",    "pw-right-1", NULL};
+    assert_int_equal(spawn(argv, p, &auth_pid), 0);
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d/audit.auth", p);
+    static const char *const pw[] = {"pw-wrong-1", "pw-right-1"};
+    struct sink_result res;
+    for (size_t k = 0; k < 2; k++) {
+        struct exporter_config cfg;
+        config(&cfg, url, "2s", NULL);
+        cfg.auth.username = strdup("svc");
+        cfg.auth.password = strdup(pw[k]);
+        struct sink *s = NULL;
+        struct err_detail d = {{0}};
+        assert_int_equal(sink_nats_ops.open(&cfg, &s, &d), 0);
+        exporter_config_done(&cfg);
+        struct recs r;
+        unsigned char rej[64];
+        make(&r, 2, 900);
+        int rc = send_batch(s, &r, 2, rej, &res);
+        sink_nats_ops.close(s);
+        assert_int_equal(rc, ERR_IO);
+        assert_null(strstr(res.error, "pw-"));
+        if (k == 0)
+            assert_non_null(strstr(res.error, "cannot connect"));
+        else /* connected: what fails now is the missing stream */
+            assert_non_null(strstr(res.error, "no JetStream stream captures"));
+    }
+    reap(&auth_pid);
+}
+
 /* Last: it restarts the server. */
 static void test_server_killed_then_back(void **state)
 {
@@ -478,9 +535,13 @@ static void test_server_killed_then_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_refuses), cmocka_unit_test(test_stores_in_order_and_dedups),
-        cmocka_unit_test(test_no_stream),    cmocka_unit_test(test_rejects_oversized),
-        cmocka_unit_test(test_server_hangs), cmocka_unit_test(test_server_killed_then_back),
+        cmocka_unit_test(test_open_refuses),
+        cmocka_unit_test(test_stores_in_order_and_dedups),
+        cmocka_unit_test(test_no_stream),
+        cmocka_unit_test(test_rejects_oversized),
+        cmocka_unit_test(test_server_hangs),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_server_killed_then_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
