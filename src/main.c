@@ -18,6 +18,7 @@ static void usage(FILE *f)
           "  explain    show how a hypothetical token request would be decided\n"
           "  logs       read, download, follow or verify the system log\n"
           "  exporters  stream the system log to SIEMs: add, list, status, test, remove\n"
+          "  trace      follow inbound authorization requests live, with what they matched\n"
           "  token      inspect a token: claims, audit event, would it be accepted\n"
           "  dev        development helpers (dev id-token: a subject token)\n"
           "  version    print the version\n"
@@ -41,7 +42,7 @@ int main(int argc, char **argv)
         {"serve", serve_main},  {"apply", cli_apply}, {"get", cli_get},
         {"delete", cli_delete}, {"keys", cli_keys},   {"explain", cli_explain},
         {"dev", cli_dev},       {"logs", cli_logs},   {"token", cli_token},
-        {"exporters", cli_exporters},
+        {"exporters", cli_exporters}, {"trace", cli_trace},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(cmd, cmds[i].name) == 0)

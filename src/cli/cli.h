@@ -21,3 +21,5 @@ int cli_logs(int argc, char **argv);
 int cli_token(int argc, char **argv);
 /* `mcpauth exporters add|list|status|test|pause|resume|remove` (cli/exporters.c). */
 int cli_exporters(int argc, char **argv);
+/* `mcpauth trace` (cli/trace.c). */
+int cli_trace(int argc, char **argv);
