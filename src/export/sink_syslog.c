@@ -19,14 +19,20 @@
  *   the receiver has closed is noticed before writing (it turns readable) and
  *   replaced, which covers a receiver restart between batches, but bytes in
  *   flight when a receiver dies are lost. Any error closes the connection and
- *   returns ERR_IO with acked = 0 (the runner sends the batch again).
+ *   returns ERR_IO with acked = 0 (the runner sends the batch again). TLS checks
+ *   the certificate chain and name by default; in TLS 1.3 a server refuses a
+ *   client certificate only after the handshake, so when it asked for one the
+ *   sink waits briefly for its verdict before writing (tls_verdict()).
  * - relp: every frame was answered "200 OK". librelp exposes no call that waits
  *   for outstanding answers, except the graceful close of a session, which
  *   returns once the server has answered every frame before its "close"; so each
  *   batch runs in a session of its own (engine kept per sink) and any error
  *   librelp reports in between fails the batch with acked = 0. librelp counts its
- *   timeouts in whole seconds: timeout_ms is rounded up.
- * Name resolution (getaddrinfo) is the system resolver's and not bounded here.
+ *   timeouts in whole seconds and compares only the seconds of the wall clock
+ *   (a 1 s wait may end after 1 ms), so timeout_ms is rounded up, plus 1 s.
+ * open() refuses csv (its records may hold line breaks) and tls settings on a
+ * non-tls URL (they would silently not apply). Name resolution (getaddrinfo) is
+ * the system resolver's and not bounded here.
  * A write on a connection the peer reset raises SIGPIPE; send() and close()
  * block it in the calling thread for their duration (libpq's technique), so a
  * host program that does not ignore SIGPIPE survives too. Not thread-safe: one
@@ -57,11 +63,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define FACILITY 10  /* authpriv, as audit/encode.c's RFC 5424 encoder */
-#define HEADER_MAX 400 /* "<PRI>1 " + TIMESTAMP + HOSTNAME (255) + APP-NAME... + MSGID (32) */
-#define UDP_CHUNK 64   /* datagrams per sendmmsg() */
+#define FACILITY         10  /* authpriv, as audit/encode.c's RFC 5424 encoder */
+#define HEADER_MAX       400 /* "<PRI>1 " + TIMESTAMP + HOSTNAME (255) + APP-NAME... + MSGID (32) */
+#define UDP_CHUNK        64  /* datagrams per sendmmsg() */
 #define TLS13_VERDICT_MS 500 /* see tls_verdict() */
-#define KEEP_MAX (8u << 20) /* a frame buffer larger than this is freed after the batch */
+#define KEEP_MAX         (8u << 20) /* a frame buffer larger than this is freed after the batch */
 
 enum transport { T_UDP, T_TCP, T_TLS, T_RELP };
 
@@ -295,8 +301,8 @@ static int sock_connect(struct sink *s, int socktype, int64_t deadline, struct s
                     g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
     int err = 0;
     for (const struct addrinfo *a = ai; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        a->ai_protocol);
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
@@ -415,8 +421,10 @@ static int tls_verdict(struct sink *s, int64_t deadline, struct sink_result *res
     int64_t until = now_ms() + TLS13_VERDICT_MS;
     const char *why = NULL;
     if (wait_fd(s->fd, POLLIN, until < deadline ? until : deadline) == 0 && !stream_alive(s, &why))
-        return fail(s, res, ERR_IO, "TLS: the receiver refused the connection after the "
-                                    "handshake (client certificate?): %s", why);
+        return fail(s, res, ERR_IO,
+                    "TLS: the receiver refused the connection after the "
+                    "handshake (client certificate?): %s",
+                    why);
     return 0;
 }
 
@@ -590,8 +598,8 @@ static void relp_on_err(void *usr, char *objinfo, char *errmsg, relpRetVal code)
     if (!s)
         return;
     if (s->relp_errors++ == 0)
-        snprintf(s->relp_error, sizeof(s->relp_error), "%s (librelp %d)",
-                 errmsg ? errmsg : "error", (int)code);
+        snprintf(s->relp_error, sizeof(s->relp_error), "%s (librelp %d)", errmsg ? errmsg : "error",
+                 (int)code);
 }
 
 static const char *relp_reason(const struct sink *s, relpRetVal rr)
@@ -618,13 +626,15 @@ static int relp_send(struct sink *s, const struct export_batch *b, struct sink_r
         return fail(s, res, ERR_IO, "out of memory building %zu records", b->n);
     s->relp_errors = 0;
     s->relp_error[0] = '\0';
+    /* connect polls for exactly connTimeout s; the other waits end when the wall clock's
+     * second passes start + timeout, hence the extra second (see the file comment) */
     unsigned secs = (unsigned)((s->timeout_ms + 999) / 1000);
     relpClt_t *clt = NULL;
     relpRetVal rr = relpEngineCltConstruct(s->relp, &clt);
     if (rr != RELP_RET_OK)
         return fail(s, res, ERR_IO, "cannot create a RELP client (librelp %d)", (int)rr);
     relpCltSetUsrPtr(clt, s);
-    relpCltSetTimeout(clt, secs);
+    relpCltSetTimeout(clt, secs + 1);
     relpCltSetConnTimeout(clt, (int)secs);
     rr = relpCltConnect(clt, AF_UNSPEC, (unsigned char *)s->port, (unsigned char *)s->host);
     if (rr != RELP_RET_OK) {
@@ -664,8 +674,8 @@ static int tls_setup(struct sink *s, const struct exporter_config *cfg, struct e
         return err_set(d, ERR_INVAL, "tls.key_file: set without tls.cert_file");
     if (!key)
         key = cert; /* a PEM bundle with both */
-    const char *files[][2] = {{"tls.ca_file", cfg->tls.ca_file}, {"tls.cert_file", cert},
-                              {"tls.key_file", key}};
+    const char *files[][2] = {
+        {"tls.ca_file", cfg->tls.ca_file}, {"tls.cert_file", cert}, {"tls.key_file", key}};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         if (files[i][1] && access(files[i][1], R_OK) != 0)
             return err_set(d, ERR_INVAL, "%s: %s: %s", files[i][0], files[i][1], strerror(errno));
@@ -723,8 +733,9 @@ static int open_(const struct exporter_config *cfg, struct sink **ret, struct er
            (!cfg->scheme || strcmp(cfg->scheme, transports[ti].scheme) != 0))
         ti++;
     if (ti == sizeof(transports) / sizeof(transports[0]))
-        return err_set(d, ERR_INVAL, "url: a syslog exporter's url is udp://, tcp://, tls:// or "
-                                     "relp://HOST:PORT");
+        return err_set(d, ERR_INVAL,
+                       "url: a syslog exporter's url is udp://, tcp://, tls:// or "
+                       "relp://HOST:PORT");
     if (!cfg->host || !*cfg->host)
         return err_set(d, ERR_INVAL, "url: no host");
     if (cfg->path)
