@@ -147,6 +147,9 @@ static const struct field grant_fields[] = {
     {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
+static const char *const idp_auth_methods[] = {"client_secret_basic", "client_secret_post",
+                                               NULL};
+
 static const struct field issuer_fields[] = {
     {"id", F_STR, 0, NULL, NULL, NULL, 0, 0},
     {"issuer", F_URL, 1, NULL, NULL, NULL, 0, 0},
@@ -156,6 +159,14 @@ static const struct field issuer_fields[] = {
     {"algorithms", F_ALGLIST, 0, "[\"RS256\", \"ES256\"]", NULL, NULL, 0, 0},
     {"user_claim", F_STR, 0, "\"sub\"", NULL, NULL, 0, 0},
     {"groups_claim", F_STR, 0, "\"groups\"", NULL, NULL, 0, 0},
+    /* sign-in at this IdP for /oauth/authorize (docs/authorize.md): mcpauth is its client */
+    {"authorization_endpoint", F_URL, 0, NULL, NULL, NULL, 0, 0},
+    {"token_endpoint", F_URL, 0, NULL, NULL, NULL, 0, 0},
+    {"client_id", F_STR, 0, NULL, NULL, NULL, 0, 0},
+    {"client_secret", F_CREDENTIAL, 0, NULL, NULL, NULL, 0, 0},
+    {"client_secret_sealed", F_SEALED, 0, NULL, NULL, NULL, 0, 0},
+    {"token_endpoint_auth_method", F_ENUM, 0, NULL, idp_auth_methods, NULL, 0, 0},
+    {"sign_in_scope", F_STR, 0, NULL, NULL, NULL, 0, 0},
     {NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
@@ -763,6 +774,13 @@ static int exporter_rules(json_t *out, const json_t *in, const json_t *existing,
         if (strlen(url) > 2048 || has_ctl(url) || !url_scheme_is(url, rules[i].schemes))
             return fail(e, in, "url", where, "a %s exporter's url is %s", type, rules[i].expect);
     }
+    if (strcmp(type, "syslog") == 0) {
+        const char *auth = strstr(url, "://") + 3;
+        if (auth[strcspn(auth, "/?#")])
+            return fail(e, in, "url", where, "a syslog url is SCHEME://HOST:PORT, with no path");
+        if (json_object_get(out, "tls") && strncmp(url, "tls://", 6) != 0)
+            return fail(e, in, "tls", where, "tls settings apply only to a tls:// url");
+    }
     const char *profile = json_string_value(json_object_get(out, "profile"));
     if (strcmp(type, "http") == 0 && !profile)
         return fail(e, in, "profile", where,
@@ -817,6 +835,75 @@ static int exporter_rules(json_t *out, const json_t *in, const json_t *existing,
     free(text);
     json_object_del(out, "auth");
     return r;
+}
+
+/* Cross-field rules of a trusted issuer's sign-in settings; seals "client_secret" into
+ * "client_secret_sealed" under the KEK (bound to "trusted_issuer:ID"), kept from
+ * `existing` when the secret did not change, as exporter credentials are. */
+static int issuer_rules(json_t *out, const json_t *in, const json_t *existing, const char *where,
+                        struct policy_error *e)
+{
+    int has_authz = json_object_get(out, "authorization_endpoint") != NULL;
+    if (has_authz && (!json_object_get(out, "token_endpoint") || !json_object_get(out, "client_id")))
+        return fail(e, in, json_object_get(out, "token_endpoint") ? "client_id" : "token_endpoint",
+                    where, "required with authorization_endpoint (mcpauth signs users in there)");
+    const char *id = json_string_value(json_object_get(out, "id"));
+    char aad[1200];
+    snprintf(aad, sizeof(aad), "trusted_issuer:%s", id);
+    const char *old = json_string_value(json_object_get(existing, "client_secret_sealed"));
+    const char *given = json_string_value(json_object_get(out, "client_secret_sealed"));
+    const char *secret = json_string_value(json_object_get(out, "client_secret"));
+    if (given && !secret && (!old || strcmp(given, old) != 0))
+        return fail(e, in, "client_secret_sealed", where,
+                    "set the secret with \"client_secret\"; client_secret_sealed is kept by mcpauth");
+    if (!secret)
+        return 0;
+    const struct kek *k = __atomic_load_n(&seal_kek, __ATOMIC_ACQUIRE);
+    if (!k)
+        return fail(e, in, "client_secret", where,
+                    "the secret cannot be sealed: no key-encryption key");
+    int r = 0;
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    if (old && kek_open(k, aad, old, &pt, &n) == 0 && n == strlen(secret) &&
+        memcmp(pt, secret, n) == 0) {
+        json_object_set_new(out, "client_secret_sealed", json_string(old));
+    } else {
+        char *sealed = NULL;
+        r = kek_seal(k, aad, secret, strlen(secret), &sealed);
+        if (r == 0)
+            json_object_set_new(out, "client_secret_sealed", json_string(sealed));
+        free(sealed);
+    }
+    if (pt) {
+        crypto_wipe(pt, n);
+        free(pt);
+    }
+    json_object_del(out, "client_secret");
+    return r;
+}
+
+int policy_unseal(const char *aad, const char *sealed, char **ret)
+{
+    const struct kek *k = __atomic_load_n(&seal_kek, __ATOMIC_ACQUIRE);
+    if (!k || !sealed)
+        return ERR_NOTFOUND;
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    int r = kek_open(k, aad, sealed, &pt, &n);
+    if (r < 0)
+        return r;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, pt, n);
+        s[n] = '\0';
+    }
+    crypto_wipe(pt, n);
+    free(pt);
+    if (!s)
+        return ERR_NOMEM;
+    *ret = s;
+    return 0;
 }
 
 /* Walks the members of `in` against `fields` into the new object *ret: unknown members
@@ -939,6 +1026,9 @@ int policy_normalize(enum store_kind kind, const json_t *in, const json_t *exist
         }
         if (!json_object_get(out, "id"))
             json_object_set(out, "id", json_object_get(out, "issuer"));
+        r = issuer_rules(out, in, existing, where, e);
+        if (r < 0)
+            goto fail;
         id = strdup(json_string_value(json_object_get(out, "id")));
         break;
     default:
@@ -962,6 +1052,11 @@ static json_t *view(enum store_kind kind, const json_t *doc, int masked)
     if (kind == STORE_EXPORTERS && c && json_object_get(c, "auth_sealed")) {
         json_object_del(c, "auth_sealed");
         json_object_set_new(c, masked ? "auth_sealed" : "auth_set",
+                            masked ? json_string("***") : json_true());
+    }
+    if (kind == STORE_TRUSTED_ISSUERS && c && json_object_get(c, "client_secret_sealed")) {
+        json_object_del(c, "client_secret_sealed");
+        json_object_set_new(c, masked ? "client_secret_sealed" : "client_secret_set",
                             masked ? json_string("***") : json_true());
     }
     if (kind == STORE_CLIENTS && c && json_object_get(c, "secret_hash")) {
