@@ -158,3 +158,25 @@ int time_parse_rfc3339(const char *s, int64_t *ret_us)
     *ret_us = ((int64_t)t - offset) * 1000000 + frac;
     return 0;
 }
+
+int duration_parse_ms(const char *s, int64_t *ret_ms)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > 2 && n < 12 && strcmp(s + n - 2, "ms") == 0) {
+        int64_t v = 0;
+        for (size_t i = 0; i < n - 2; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return ERR_INVAL;
+            v = v * 10 + (s[i] - '0');
+        }
+        if (v <= 0)
+            return ERR_INVAL;
+        *ret_ms = v;
+        return 0;
+    }
+    int64_t secs = 0;
+    if (duration_parse(s, &secs) < 0)
+        return ERR_INVAL;
+    *ret_ms = secs * 1000;
+    return 0;
+}

@@ -20,5 +20,8 @@ int time_parse_rfc3339(const char *s, int64_t *ret_us);
  * repeat in decreasing order ("1h30m"); a bare integer means seconds. Result in seconds,
  * 0 < result <= 10 years. Returns 0 or ERR_INVAL. */
 int duration_parse(const char *s, int64_t *ret_seconds);
+/* "250ms", or a duration as duration_parse() takes it, in milliseconds (> 0).
+ * Returns 0 or ERR_INVAL. */
+int duration_parse_ms(const char *s, int64_t *ret_ms);
 /* Canonical form written back: "300s". */
 void duration_format(int64_t seconds, char out[TIME_STR_LEN]);

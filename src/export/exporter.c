@@ -14,33 +14,11 @@ static char *dup_str(const json_t *o, const char *key)
     return s ? strdup(s) : NULL;
 }
 
-int exporter_duration_ms(const char *s, int64_t *ret)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n > 2 && n < 12 && strcmp(s + n - 2, "ms") == 0) {
-        int64_t v = 0;
-        for (size_t i = 0; i < n - 2; i++) {
-            if (s[i] < '0' || s[i] > '9')
-                return ERR_INVAL;
-            v = v * 10 + (s[i] - '0');
-        }
-        if (v <= 0)
-            return ERR_INVAL;
-        *ret = v;
-        return 0;
-    }
-    int64_t secs = 0;
-    if (duration_parse(s, &secs) < 0)
-        return ERR_INVAL;
-    *ret = secs * 1000;
-    return 0;
-}
-
 static int64_t ms_of(const json_t *o, const char *key, int64_t def)
 {
     const json_t *v = json_object_get(o, key);
     int64_t ms = 0;
-    if (json_is_string(v) && exporter_duration_ms(json_string_value(v), &ms) == 0)
+    if (json_is_string(v) && duration_parse_ms(json_string_value(v), &ms) == 0)
         return ms;
     if (json_is_integer(v) && json_integer_value(v) > 0)
         return json_integer_value(v) * 1000;

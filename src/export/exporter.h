@@ -57,6 +57,3 @@ void exporter_config_done(struct exporter_config *c); /* NULL-safe, wipes secret
 /* The additional data auth is sealed with ("exporter:ID"), so a sealed blob cannot be
  * moved to another exporter. */
 void exporter_auth_aad(const char *id, char *out, size_t n);
-/* "250ms", or a duration of core/timeutil ("1s", "2m", a bare number of seconds), in
- * milliseconds. 0 or ERR_INVAL. */
-int exporter_duration_ms(const char *s, int64_t *ret);

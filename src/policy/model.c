@@ -499,29 +499,6 @@ static int scopes_check(const json_t *v, const char *where, const char *key, jso
 static int members(const struct field *fields, const json_t *in, const char *where, json_t **ret,
                    struct policy_error *e);
 
-/* "250ms", or a core/timeutil duration, in milliseconds. */
-static int ms_parse(const char *s, int64_t *ret)
-{
-    size_t n = strlen(s);
-    if (n > 2 && n < 12 && strcmp(s + n - 2, "ms") == 0) {
-        int64_t v = 0;
-        for (size_t i = 0; i < n - 2; i++) {
-            if (s[i] < '0' || s[i] > '9')
-                return ERR_INVAL;
-            v = v * 10 + (s[i] - '0');
-        }
-        if (v <= 0)
-            return ERR_INVAL;
-        *ret = v;
-        return 0;
-    }
-    int64_t secs = 0;
-    if (duration_parse(s, &secs) < 0)
-        return ERR_INVAL;
-    *ret = secs * 1000;
-    return 0;
-}
-
 static int label_name_ok(const char *s)
 {
     if (!*s || strlen(s) > 64 || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
@@ -638,7 +615,7 @@ static int check_value(const struct field *f, const json_t *v, const char *where
         int64_t ms = 0;
         if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 3600)
             ms = json_integer_value(v) * 1000;
-        else if (!s || ms_parse(s, &ms) < 0 || ms > 3600 * 1000)
+        else if (!s || duration_parse_ms(s, &ms) < 0 || ms > 3600 * 1000)
             return fail(e, v, f->name, where,
                         "expected a duration from 1ms to 1h, such as 250ms, 1s or 2m");
         char out[TIME_STR_LEN];
