@@ -61,6 +61,11 @@ json_t *policy_public_view(enum store_kind kind, const json_t *doc);
  * to "exporter:ID"). Set once by the server before the admin API serves; without it an
  * exporter with credentials is refused. */
 void policy_set_kek(const struct kek *k);
+/* Opens a value sealed under the KEK set with policy_set_kek (a trusted issuer's
+ * client_secret_sealed, aad "trusted_issuer:ID"). Returns 0 and an owned NUL-terminated
+ * *ret (wipe before free), ERR_NOTFOUND without a KEK or value, ERR_CRYPTO/ERR_INVAL
+ * when it does not open. */
+int policy_unseal(const char *aad, const char *sealed, char **ret);
 /* Same members masked as "***" for audit events (spec: secrets masked). New reference. */
 json_t *policy_masked_view(enum store_kind kind, const json_t *doc);
 
