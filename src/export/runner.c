@@ -707,46 +707,60 @@ int export_manager_metrics(struct export_manager *m, struct buf *out)
         {"mcpauth_exporter_up", "gauge", "1 while the exporter delivers or waits for events."},
         {"mcpauth_exporter_cursor", "gauge", "Seq of the last event the exporter settled."},
         {"mcpauth_exporter_lag_events", "gauge", "Events in the log after the cursor."},
+        {"mcpauth_exporter_lag_seconds", "gauge",
+         "Age of the oldest event not yet settled (0 when none)."},
         {"mcpauth_exporter_delivered_total", "counter", "Events acknowledged by the sink."},
         {"mcpauth_exporter_retries_total", "counter", "Batches sent again after a failure."},
         {"mcpauth_exporter_failures_total", "counter", "Failed deliveries (transient)."},
         {"mcpauth_exporter_dead_letters_total", "counter",
          "Events the sink refused for good, parked (this process)."},
+        {"mcpauth_exporter_last_error_timestamp_seconds", "gauge",
+         "When the last error happened (0: none); the text is in the exporter's status."},
     };
+    enum { N_FAM = sizeof(fam) / sizeof(fam[0]) };
     int64_t max = 0;
     store_events_max_seq(m->st, &max);
+    /* copy what is needed under the lock; the lag's store read happens outside it */
+    struct row {
+        char id[130];
+        double v[N_FAM];
+    } *rows = NULL;
+    size_t n = 0;
     pthread_mutex_lock(&m->mu);
-    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
-        buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
-                   fam[f].type);
-        for (struct worker *w = m->workers; w; w = w->next) {
-            int64_t v = 0;
-            switch (f) {
-            case 0:
-                v = w->state == W_IDLE || w->state == W_SENDING;
-                break;
-            case 1:
-                v = w->cursor;
-                break;
-            case 2:
-                v = max > w->cursor ? max - w->cursor : 0;
-                break;
-            case 3:
-                v = w->delivered;
-                break;
-            case 4:
-                v = w->retries;
-                break;
-            case 5:
-                v = w->failures;
-                break;
-            default:
-                v = w->dead;
-                break;
-            }
-            buf_printf(out, "%s{exporter=\"%s\"} %lld\n", fam[f].name, w->id, (long long)v);
-        }
+    for (struct worker *w = m->workers; w; w = w->next)
+        n++;
+    rows = calloc(n ? n : 1, sizeof(*rows));
+    size_t i = 0;
+    for (struct worker *w = m->workers; rows && w; w = w->next, i++) {
+        snprintf(rows[i].id, sizeof(rows[i].id), "%s", w->id);
+        double *v = rows[i].v;
+        v[0] = w->state == W_IDLE || w->state == W_SENDING;
+        v[1] = (double)w->cursor;
+        v[2] = max > w->cursor ? (double)(max - w->cursor) : 0;
+        v[3] = (double)w->cursor; /* replaced by the lag below */
+        v[4] = (double)w->delivered;
+        v[5] = (double)w->retries;
+        v[6] = (double)w->failures;
+        v[7] = (double)w->dead;
+        v[8] = (double)w->last_error_at / 1000.0;
     }
     pthread_mutex_unlock(&m->mu);
+    if (!rows)
+        return ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        int64_t oldest_us = 0, cursor = (int64_t)rows[i].v[3];
+        if (max > cursor)
+            store_events_scan(m->st, cursor, 1, first_time, &oldest_us);
+        double lag = oldest_us ? (double)(time_now_us() - oldest_us) / 1e6 : 0.0;
+        rows[i].v[3] = lag > 0 ? lag : 0.0;
+    }
+    for (size_t f = 0; f < N_FAM; f++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                   fam[f].type);
+        for (i = 0; i < n; i++)
+            buf_printf(out, "%s{exporter=\"%s\"} %.17g\n", fam[f].name, rows[i].id,
+                       rows[i].v[f]);
+    }
+    free(rows);
     return 0;
 }
