@@ -758,8 +758,9 @@ int export_manager_metrics(struct export_manager *m, struct buf *out)
         buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                    fam[f].type);
         for (i = 0; i < n; i++)
-            buf_printf(out, "%s{exporter=\"%s\"} %.17g\n", fam[f].name, rows[i].id,
-                       rows[i].v[f]);
+            buf_printf(out, rows[i].v[f] == (double)(int64_t)rows[i].v[f] ? "%s{exporter=\"%s\"} %.0f\n"
+                                                                 : "%s{exporter=\"%s\"} %.3f\n",
+                       fam[f].name, rows[i].id, rows[i].v[f]);
     }
     free(rows);
     return 0;
