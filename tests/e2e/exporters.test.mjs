@@ -7,18 +7,21 @@
 // once: every event arrives, in seq order, duplicates only of the same event);
 // a receiver that accepts and never reads (issuance keeps its pace, the lag
 // grows, then drains); a real rsyslogd; POST /test; exporters declared in the
-// config file.
+// config file. Two tests are marked todo: they show bugs of src/ still open
+// (start=now taken late by the worker; a config exporter's filter unchecked).
 //
 // Each test starts its own server, so the log read in a test is that test's.
+// Token requests are client_credentials grants of one client (build-bot).
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { assertError, eventually, ok, sleep } from './lib/check.mjs';
-import { CC, startTokenServer, tokenRequest } from './lib/oauth.mjs';
+import { CC, tokenRequest } from './lib/oauth.mjs';
 import { haveRsyslog, startHttpReceiver, startRsyslog, startStuckReceiver } from './lib/receivers.mjs';
-import { assertCleanExit, freePort, logServersOnFailure, request, tempDir } from './lib/server.mjs';
+import { assertCleanExit, freePort, logServersOnFailure, request, startServer, tempDir } from './lib/server.mjs';
 
 logServersOnFailure();
 
@@ -29,10 +32,25 @@ const FAST = { max_events: 50, max_wait: '100ms' }; // small batches, short wait
 
 // ---------------------------------------------------------------- helpers
 
-/** A server with the token policy (lib/oauth.mjs), its secret cache warmed; stopped (cleanly) after the test. */
+/**
+ * A server with a small policy: one system (docs, its audience the server itself) and
+ * one client (build-bot, client_credentials). One client secret only: hashing secrets
+ * is slow on purpose, and slower still under ASan. The secret cache is warmed; the
+ * server is stopped (cleanly) after the test.
+ */
 async function setup(t, opts) {
-  const env = await startTokenServer(opts);
-  t.after(async () => assertCleanExit(assert, await env.srv.close()));
+  const srv = await startServer(opts);
+  t.after(async () => assertCleanExit(assert, await srv.close()));
+  const issuer = srv.url;
+  const env = { srv, issuer, docsResource: `${issuer}/mcp/docs`, secrets: { [BOT]: `bot-secret-${crypto.randomUUID()}` } };
+  ok(
+    await srv.api('POST', '/api/v1/apply', {
+      systems: [{ id: 'docs', name: 'Docs MCP', audience: issuer, resource_urls: [env.docsResource], scopes: [{ name: 'docs:read', enabled: true }], token_type: 'access_token' }],
+      clients: [{ id: BOT, name: 'Build bot', auth: 'client_secret_post', secret: env.secrets[BOT], grant_types: [CC] }],
+      access_policies: [{ id: 'bot-docs', client: BOT, system: 'docs', active: true }],
+      grants: [{ subject: `client:${BOT}`, system: 'docs', scopes: ['docs:read'] }],
+    }),
+  );
   assert.equal((await ask(env)).status, 200);
   return env;
 }
@@ -376,7 +394,7 @@ test('start=now: every event committed after the 201 of the creation is exported
   const { srv } = env;
   const dir = await tempDir('mcpauth-e2e-exp-');
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const N = 8;
+  const N = 6;
   for (let i = 0; i < N; i++) {
     await createExporter(srv, { id: `now${i}`, type: 'file', url: `file://${dir}/now${i}.jsonl`, start: 'now', filter: TOKEN_ONLY, batch: FAST }, { wait: false });
     assert.equal((await ask(env, `after-now${i}`)).status, 200);
@@ -817,4 +835,27 @@ test('exporters declared in the config file: created at start, shown by GET (sec
   assertExactlyOnce(await fileEvents(file), log, 'cfg-file after a restart');
   assertExactlyOnce(rx.events, log.filter((e) => e.type === 'token.request'), 'cfg-hook after a restart');
   assert.ok(!srv.stderrLog.includes(HMAC), 'the secret is not in the server output');
+});
+
+// Known bug (reported): the API refuses an exporter whose filter does not parse (400, with
+// the column), the config file does not: the exporter is stored and runs as "broken".
+test('an exporter in the config file whose filter does not parse is refused at start, as the API refuses it', { timeout: T, todo: 'src/serve.c declare_exporters skips the filter check of src/http/routes.c exporter_filter_ok' }, async (t) => {
+  const dir = await tempDir('mcpauth-e2e-exp-');
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'mcpauth.json');
+  await fs.writeFile(config, JSON.stringify({ exporters: [{ id: 'bad-filter', type: 'file', url: `file://${dir}/x.jsonl`, filter: 'type eq' }] }));
+  let srv = null;
+  let failure = null;
+  try {
+    srv = await startServer({ args: ['--config', config] });
+  } catch (err) {
+    failure = err;
+  }
+  if (srv) {
+    const st = await status(srv, 'bad-filter');
+    assertCleanExit(assert, await srv.close());
+    assert.fail(`the server started with the exporter stored (state ${st.state}: ${st.last_error})`);
+  }
+  assert.match(failure.message, /bad-filter/);
+  assert.match(failure.message, /filter: column \d+/);
 });
