@@ -7,6 +7,7 @@
 #include "export/runner.h"
 #include "jose/crypto.h"
 #include "logs/scim.h"
+#include "oauth/authorize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,6 +403,115 @@ static int route_oauth(struct http_request *req, struct http_response *res,
     return 0;
 }
 
+/* ---- the authorization-code front door (oauth/authorize.h) ---- */
+
+struct query_collect {
+    struct form *f;
+    char err[160];
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_collect *q = cls;
+    (void)kind;
+    for (size_t i = 0; i < q->f->n; i++) {
+        if (strcmp(q->f->name[i], key) == 0) { /* RFC 6749 §3.1 */
+            snprintf(q->err, sizeof(q->err), "parameter '%.64s' is repeated", key);
+            return MHD_NO;
+        }
+    }
+    if (q->f->n >= FORM_MAX_PARAMS) {
+        snprintf(q->err, sizeof(q->err), "more than %d parameters", FORM_MAX_PARAMS);
+        return MHD_NO;
+    }
+    q->f->name[q->f->n] = key;
+    q->f->value[q->f->n] = value ? value : "";
+    q->f->n++;
+    return MHD_YES;
+}
+
+/* The reply (consumed) as the response, its event to be committed before it is sent. */
+static int front_answer(struct http_response *res, struct oauth_front_reply *r)
+{
+    static const char html[] = "text/html; charset=utf-8";
+    if (r->location) {
+        res_text(res, r->status, html, NULL, 0);
+        res_header(res, "Location", r->location);
+    } else if (r->html) {
+        res_text(res, r->status, html, r->html, strlen(r->html));
+        r->html = NULL;
+        res_header(res, "Content-Security-Policy",
+                   "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+        res_header(res, "X-Frame-Options", "DENY");
+    } else {
+        res_json(res, r->status, r->body);
+        r->body = NULL;
+    }
+    res_header(res, "Referrer-Policy", "no-referrer");
+    if (r->retry_after)
+        res_header(res, "Retry-After", r->retry_after);
+    res->event = r->event;
+    r->event = NULL;
+    res->trace.client_matched = r->client_matched;
+    oauth_front_reply_done(r);
+    return 0;
+}
+
+/* POST /oauth/register creates the client through the admin layer (an admin.change
+ * whose actor is "registration"). */
+static int create_registered_client(void *arg, const json_t *client, char *why, size_t n)
+{
+    struct http_request *req = arg;
+    struct audit_origin o = {.request_id = req->id, .endpoint = "register", .client_ip = req->ip,
+                             .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+                             .actor = "registration"};
+    struct err_detail d = {{0}};
+    json_t *out = NULL;
+    int r = admin_create(req->srv->cfg.admin, &o, STORE_CLIENTS, client, &out, &d);
+    json_decref(out);
+    if (r < 0)
+        snprintf(why, n, "%s", d.msg);
+    return r;
+}
+
+static int route_front(struct http_request *req, struct http_response *res)
+{
+    const char *u = req->url;
+    struct oauth *o = req->srv->cfg.oauth;
+    char empty[1] = "";
+    struct form params = {0};
+    struct query_collect q = {.f = &params};
+    struct oauth_front_in in = {
+        .params = &params,
+        .body = req->body.data ? req->body.data : empty,
+        .len = req->body.len,
+        .content_type = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .client_ip = req->ip,
+        .user_agent = req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+        .request_id = req->id,
+        .received_us = req->start_us,
+    };
+    struct oauth_front_reply r;
+    int post = strcmp(u, "/oauth/register") == 0 || strcmp(u, "/oauth/sign-in") == 0;
+    if (post ? !is(req, "POST") : !is(req, "GET"))
+        return method_not_allowed(res, post ? "POST" : "GET");
+    if (!post) {
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+        if (q.err[0])
+            in.params_err = q.err;
+    }
+    if (strcmp(u, "/oauth/authorize") == 0)
+        oauth_authorize(o, &in, &r);
+    else if (strcmp(u, "/oauth/callback") == 0)
+        oauth_authorize_callback(o, &in, &r);
+    else if (strcmp(u, "/oauth/sign-in") == 0)
+        oauth_authorize_dev_sign_in(o, &in, &r);
+    else
+        oauth_register(o, &in, create_registered_client, req, &r);
+    return front_answer(res, &r);
+}
+
 static int route_explain(struct http_request *req, struct http_response *res)
 {
     if (!is(req, "POST"))
@@ -489,11 +599,10 @@ int routes_dispatch(struct http_request *req, struct http_response *res)
         req->route = ROUTE_TOKEN;
         return route_oauth(req, res, oauth_token);
     }
-    if (strcmp(u, "/oauth/authorize") == 0) {
-        /* never a redirect: no redirect URI has been validated */
-        req->route = ROUTE_NOT_FOUND;
-        return res_error_oauth(res, 400, "unsupported_response_type",
-                               "the authorization code flow is not enabled on this server yet");
+    if (strcmp(u, "/oauth/authorize") == 0 || strcmp(u, "/oauth/callback") == 0 ||
+        strcmp(u, "/oauth/register") == 0 || strcmp(u, "/oauth/sign-in") == 0) {
+        req->route = ROUTE_METADATA; /* TODO: a metrics label of its own */
+        return route_front(req, res);
     }
     if (strcmp(u, "/oauth/introspect") == 0) {
         req->route = ROUTE_INTROSPECT;

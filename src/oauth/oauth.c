@@ -30,6 +30,14 @@ int oauth_new(const struct oauth_config *cfg, struct oauth **ret, struct err_det
         r = jti_set_new(2000000, &o->revoked);
     if (r == 0)
         r = jwks_cache_new(&o->jwks);
+    if (r == 0)
+        r = ticket_store_new(AUTHZ_CODES_MAX, authz_code_free, &o->codes);
+    if (r == 0)
+        r = ticket_store_new(AUTHZ_PENDING_MAX, authz_pending_free, &o->pending);
+    if (r == 0)
+        r = rate_limiter_new(REGISTER_RATE_PER_MIN, REGISTER_BURST, &o->register_rl);
+    if (r == 0)
+        r = cimd_cache_new(&o->cimd);
     if (r == 0 && cfg->store) {
         r = store_revoked_scan(cfg->store, oauth_now(), load_revoked, o->revoked);
         if (r == 0)
@@ -53,6 +61,10 @@ struct oauth *oauth_free(struct oauth *o)
     jti_set_free(o->replay);
     jti_set_free(o->revoked);
     jwks_cache_free(o->jwks);
+    ticket_store_free(o->codes);
+    ticket_store_free(o->pending);
+    rate_limiter_free(o->register_rl);
+    cimd_cache_free(o->cimd);
     free(o->issuer);
     free(o->dev_idp_issuer);
     free(o);
@@ -69,6 +81,7 @@ json_t *oauth_metadata(struct oauth *o)
         {"authorization_endpoint", "/oauth/authorize"},
         {"introspection_endpoint", "/oauth/introspect"},
         {"revocation_endpoint", "/oauth/revoke"},
+        {"registration_endpoint", "/oauth/register"},
     };
     json_t *m = json_pack("{s:s}", "issuer", o->issuer);
     if (!m)
@@ -81,14 +94,17 @@ json_t *oauth_metadata(struct oauth *o)
     json_t *auth = json_pack("[s, s, s, s]", "client_secret_basic", "client_secret_post",
                              "private_key_jwt", "none");
     json_t *algs = json_pack("[s, s, s, s, s]", "ES256", "ES384", "RS256", "PS256", "EdDSA");
-    /* as spec/http-api.md lists them (the MCP SDK refuses metadata without an
-     * authorization_endpoint). /oauth/authorize answers with an OAuth error until the
-     * authorization-code front door lands; registration_endpoint is added with it. */
+    /* as spec/http-api.md lists them; the authorization-code front door is
+     * oauth/authorize.c (PKCE S256 only, iss in every authorization response, client ID
+     * metadata documents as client_id) */
     json_object_set_new(m, "grant_types_supported",
                         json_pack("[s, s, s, s]", GT_TOKEN_EXCHANGE, GT_JWT_BEARER,
                                   GT_CLIENT_CREDENTIALS, "authorization_code"));
     json_object_set_new(m, "response_types_supported", json_pack("[s]", "code"));
     json_object_set_new(m, "code_challenge_methods_supported", json_pack("[s]", "S256"));
+    json_object_set_new(m, "authorization_response_iss_parameter_supported", json_true());
+    json_object_set_new(m, "client_id_metadata_document_supported", json_true());
+    json_object_set_new(m, "response_modes_supported", json_pack("[s]", "query"));
     json_object_set_new(m, "authorization_grant_profiles_supported",
                         json_pack("[s]", "urn:ietf:params:oauth:grant-profile:id-jag"));
     json_object_set_new(m, "identity_chaining_requested_token_types_supported",

@@ -1,16 +1,19 @@
 /* oauth/oauth_priv.h — what the oauth/ files share. */
 #pragma once
+#include "oauth/authorize.h"
 #include "oauth/form.h"
 #include "oauth/jwks_fetch.h"
 #include "oauth/oauth.h"
 #include "oauth/state.h"
 #include "jose/jws.h"
+#include "core/buf.h"
 
 #include <stdint.h>
 
 #define GT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 #define GT_JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #define GT_CLIENT_CREDENTIALS "client_credentials"
+#define GT_AUTHORIZATION_CODE "authorization_code"
 #define TT_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
 #define TT_ACCESS_TOKEN "urn:ietf:params:oauth:token-type:access_token"
 #define TT_ID_TOKEN "urn:ietf:params:oauth:token-type:id_token"
@@ -31,7 +34,46 @@ struct oauth {
     struct jti_set *revoked; /* revoked token jtis */
     struct jwks_cache *jwks;
     uint64_t granted, denied, by_reason[REASON_COUNT_]; /* atomics */
+    /* the authorization-code front door (authorize.c, register.c, cimd.c) */
+    struct ticket_store *codes;   /* struct authz_code, keyed by the code */
+    struct ticket_store *pending; /* struct authz_pending, keyed by our state at the IdP */
+    struct rate_limiter *register_rl;
+    struct cimd_cache *cimd;
 };
+
+/* What an authorization code stands for (authorize.c makes it, token.c redeems it). */
+struct authz_code {
+    char *client_id, *redirect_uri, *challenge, *resource, *scope;
+    char *user, *idp_issuer;
+    char *groups[DECIDE_MAX_GROUPS];
+    size_t n_groups;
+};
+void authz_code_free(void *p);
+void authz_pending_free(void *p);
+/* token.c's authorization_code grant: takes the code, checks its bindings (client,
+ * redirect_uri, PKCE verifier, resource). 0 and *ret (owned), or REASON_INVALID_SUBJECT
+ * (→ invalid_grant) / REASON_INVALID_REQUEST with `why`. */
+int authz_code_redeem(struct oauth *o, const char *code, const char *client_id,
+                      const char *redirect_uri, const char *verifier, const char *resource,
+                      struct authz_code **ret, char *why, size_t why_len);
+
+/* authz_util.c: appends `s` percent-encoded (RFC 3986 unreserved kept). */
+int buf_put_urlenc(struct buf *b, const char *s);
+
+/* upstream.c: redeems the IdP's code at its token endpoint (libcurl, bounded) and returns
+ * the ID token (owned). ERR_IO / ERR_INVAL / ERR_TOOBIG with `why` (no secret in it). */
+int upstream_redeem(const struct policy_issuer *idp, const char *code, const char *redirect_uri,
+                    const char *verifier, char **ret_id_token, char *why, size_t why_len);
+
+/* cimd.c: client ID metadata documents (an http(s) URL as client_id). */
+struct cimd_cache;
+int cimd_cache_new(struct cimd_cache **ret);
+struct cimd_cache *cimd_cache_free(struct cimd_cache *c);
+/* The client the document at `url` describes, fetched or from the cache: a public client
+ * (auth none, grant authorization_code) whose strings live as long as *ret_doc (a new
+ * reference the caller releases after using *ret). ERR_* with `why`. */
+int cimd_client(struct oauth *o, const char *url, struct policy_client *ret, json_t **ret_doc,
+                char *why, size_t why_len);
 
 /* Assertion ids a request used (ID-JAG, client assertion): remembered in memory at once
  * and, through the reply, durably with the request's audit event. */
@@ -71,6 +113,11 @@ enum policy_reason client_authenticate(struct oauth *o, const struct policy_snap
 /* Verifies an ID token from a trusted issuer (token exchange's subject_token). */
 int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap, const char *token,
                             struct subject *ret, char *why, size_t why_len);
+/* Verifies the ID token of a sign-in at `idp`: its issuer, signature, aud = idp's
+ * client_id, exp, and `nonce`. */
+int subject_verify_sign_in(struct oauth *o, const struct policy_snapshot *snap,
+                           const struct policy_issuer *idp, const char *token, const char *nonce,
+                           struct subject *ret, char *why, size_t why_len);
 /* Verifies an ID-JAG presented to the JWT bearer grant by `client`. */
 int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap,
                              const char *token, const struct policy_client *client,

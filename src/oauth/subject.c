@@ -189,8 +189,11 @@ static int verify_common(struct oauth *o, const struct policy_snapshot *snap, co
     return r;
 }
 
-int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap, const char *token,
-                            struct subject *ret, char *why, size_t n)
+/* An ID token from a trusted issuer. `idp` (sign-in) pins the issuer and expects
+ * aud = its client_id and the nonce we sent; without it the issuer's `audience`. */
+static int verify_id_token(struct oauth *o, const struct policy_snapshot *snap,
+                           const struct policy_issuer *idp, const char *token, const char *nonce,
+                           struct subject *ret, char *why, size_t n)
 {
     struct jws jws;
     memset(ret, 0, sizeof(*ret));
@@ -207,16 +210,29 @@ int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap,
         snprintf(why, n, "issuer %.200s is not a trusted identity provider", iss);
         goto out;
     }
+    if (idp && t != idp) {
+        snprintf(why, n, "issuer %.200s is not the identity provider signed in at (%.200s)", iss,
+                 idp->issuer);
+        goto out;
+    }
     if (typ_is(jws.typ, TYP_ID_JAG) || typ_is(jws.typ, TYP_AT)) {
         snprintf(why, n, "typ %s is not an ID token", jws.typ);
         goto out;
     }
-    if (!aud_matches(json_object_get(p, "aud"), t->audience, 0)) {
-        snprintf(why, n, "aud does not contain %.200s", t->audience);
+    const char *want_aud = idp ? idp->client_id : t->audience;
+    if (!aud_matches(json_object_get(p, "aud"), want_aud, 0)) {
+        snprintf(why, n, "aud does not contain %.200s", want_aud);
         goto out;
     }
     if (check_times(p, oauth_now(), why, n) < 0)
         goto out;
+    if (nonce) {
+        const char *got = json_string_value(json_object_get(p, "nonce"));
+        if (!got || !crypto_streq(got, nonce)) {
+            snprintf(why, n, "nonce %s", got ? "does not match the sign-in request" : "missing");
+            goto out;
+        }
+    }
     ret->user = dup_claim(p, t->user_claim, 256);
     if (!ret->user) {
         snprintf(why, n, "claim %s (the user) missing", t->user_claim);
@@ -240,6 +256,19 @@ int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap,
 out:
     jws_done(&jws);
     return r;
+}
+
+int subject_verify_id_token(struct oauth *o, const struct policy_snapshot *snap, const char *token,
+                            struct subject *ret, char *why, size_t n)
+{
+    return verify_id_token(o, snap, NULL, token, NULL, ret, why, n);
+}
+
+int subject_verify_sign_in(struct oauth *o, const struct policy_snapshot *snap,
+                           const struct policy_issuer *idp, const char *token, const char *nonce,
+                           struct subject *ret, char *why, size_t n)
+{
+    return verify_id_token(o, snap, idp, token, nonce, ret, why, n);
 }
 
 int subject_verify_assertion(struct oauth *o, const struct policy_snapshot *snap,

@@ -33,6 +33,9 @@ struct treq {
     size_t n_asserted;
     int has_subject;
     struct subject subject;
+    struct authz_code *code; /* authorization_code: what the code stands for */
+    struct policy_client cimd; /* a client ID metadata document's client */
+    json_t *cimd_doc;
     struct replay_note replay;
     struct decision d;
     enum policy_token_type issued_type;
@@ -92,6 +95,22 @@ static int media_is_form(const char *ct)
     return n == sizeof(want) - 1 && strncasecmp(ct, want, n) == 0;
 }
 
+/* A client_id that is a URL (a client ID metadata document): a public client, so no
+ * credentials may come with it. */
+static enum policy_reason cimd_authenticate(struct treq *t, const struct form *f, char *why,
+                                            size_t n)
+{
+    t->presented_client = form_get(f, "client_id");
+    if (t->in->authorization || form_get(f, "client_secret") || form_get(f, "client_assertion")) {
+        snprintf(why, n, "a client ID metadata document's client presents no credentials");
+        return REASON_INVALID_CLIENT;
+    }
+    if (cimd_client(t->o, t->presented_client, &t->cimd, &t->cimd_doc, why, n) < 0)
+        return REASON_INVALID_CLIENT;
+    t->client = &t->cimd;
+    return REASON_NONE;
+}
+
 /* Steps 1 to 4. Returns 0 to go on to the policy decision. */
 static int early_steps(struct treq *t)
 {
@@ -120,6 +139,8 @@ static int early_steps(struct treq *t)
         t->gt = POLICY_GT_JWT_BEARER;
     else if (strcmp(t->grant_type, GT_CLIENT_CREDENTIALS) == 0)
         t->gt = POLICY_GT_CLIENT_CREDENTIALS;
+    else if (strcmp(t->grant_type, GT_AUTHORIZATION_CODE) == 0)
+        t->gt = POLICY_GT_AUTHORIZATION_CODE;
     else {
         deny(t, REASON_UNSUPPORTED_GRANT, "%.200s", t->grant_type);
         return -1;
@@ -161,12 +182,23 @@ static int early_steps(struct treq *t)
             deny(t, REASON_INVALID_REQUEST, "assertion is required");
             return -1;
         }
+    } else if (t->gt == POLICY_GT_AUTHORIZATION_CODE) {
+        if (!form_get(f, "code") || !form_get(f, "redirect_uri") ||
+            !form_get(f, "code_verifier")) {
+            deny(t, REASON_INVALID_REQUEST, "code, redirect_uri and code_verifier are required");
+            return -1;
+        }
     }
 
     char why[300] = "";
-    enum policy_reason cr = client_authenticate(t->o, t->snap, f, in, &t->client,
-                                                &t->presented_client, &t->basic, &t->replay, why,
-                                                sizeof(why));
+    enum policy_reason cr;
+    const char *cid = form_get(f, "client_id");
+    if (t->gt == POLICY_GT_AUTHORIZATION_CODE && cimd_client_id_is_url(cid) &&
+        !policy_client_by_id(t->snap, cid))
+        cr = cimd_authenticate(t, f, why, sizeof(why));
+    else
+        cr = client_authenticate(t->o, t->snap, f, in, &t->client, &t->presented_client,
+                                 &t->basic, &t->replay, why, sizeof(why));
     if (cr != REASON_NONE) {
         deny(t, cr, "%s", why);
         return -1;
@@ -186,6 +218,33 @@ static int early_steps(struct treq *t)
         if (subject_verify_id_token(t->o, t->snap, form_get(f, "subject_token"), &t->subject, why,
                                     sizeof(why)) < 0) {
             deny(t, REASON_INVALID_SUBJECT, "%s", why);
+            return -1;
+        }
+    } else if (t->gt == POLICY_GT_AUTHORIZATION_CODE) {
+        enum policy_reason rr =
+            authz_code_redeem(t->o, form_get(f, "code"), t->client->id, form_get(f, "redirect_uri"),
+                              form_get(f, "code_verifier"), t->resource, &t->code, why,
+                              sizeof(why));
+        if (rr != REASON_NONE) {
+            deny(t, rr, "%s", why);
+            return -1;
+        }
+        /* the identity and the scopes decided at sign-in; decided again below, so a policy
+         * change between the two takes effect */
+        t->subject.user = strdup(t->code->user);
+        t->subject.issuer = t->code->idp_issuer ? strdup(t->code->idp_issuer) : NULL;
+        for (size_t i = 0; i < t->code->n_groups; i++)
+            if ((t->subject.groups[t->subject.n_groups] = strdup(t->code->groups[i])))
+                t->subject.n_groups++;
+        if (!t->resource)
+            t->resource = t->code->resource;
+        /* RFC 6749 §4.1.3 has no scope: the code carries what was granted */
+        free(t->scope_copy);
+        t->n_scopes = 0;
+        t->scope_copy = strdup(t->code->scope);
+        if (!t->subject.user || !t->scope_copy ||
+            split_scopes(t->scope_copy, t->scopes, &t->n_scopes) < 0) {
+            deny(t, REASON_INVALID_REQUEST, "out of memory");
             return -1;
         }
     } else if (t->gt == POLICY_GT_JWT_BEARER) {
@@ -225,8 +284,8 @@ static void decide(struct treq *t)
         .n_scopes = t->n_scopes,
         .issuer = t->o->issuer,
     };
-    if (t->gt == POLICY_GT_TOKEN_EXCHANGE) {
-        r.audience = t->audience;
+    if (t->gt == POLICY_GT_TOKEN_EXCHANGE || t->gt == POLICY_GT_AUTHORIZATION_CODE) {
+        r.audience = t->gt == POLICY_GT_TOKEN_EXCHANGE ? t->audience : NULL;
         r.user = t->subject.user;
         r.groups = (const char *const *)t->subject.groups;
         r.n_groups = t->subject.n_groups;
@@ -331,7 +390,9 @@ static json_t *build_event(struct treq *t, int granted)
         json_object_set_new(ev, "status_detail", json_string(t->d.detail));
     if (t->subject.user)
         json_object_set_new(ev, "user", json_string(t->subject.user));
-    if (t->gt == POLICY_GT_TOKEN_EXCHANGE && t->has_subject && t->subject.user) {
+    if (((t->gt == POLICY_GT_TOKEN_EXCHANGE && t->has_subject) ||
+         t->gt == POLICY_GT_AUTHORIZATION_CODE) &&
+        t->subject.user) {
         json_t *g = json_array();
         for (size_t i = 0; i < t->subject.n_groups; i++)
             json_array_append_new(g, json_string(t->subject.groups[i]));
@@ -428,6 +489,8 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
         out->jti_exps[k] = t.replay.exps[k];
     }
     subject_done(&t.subject);
+    authz_code_free(t.code);
+    json_decref(t.cimd_doc);
     free(t.scope_copy);
     free(t.asserted_copy);
     policy_snapshot_unref(snap);

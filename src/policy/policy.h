@@ -135,6 +135,11 @@ struct policy_issuer {
     const char *id, *issuer, *jwks_uri, *audience, *user_claim, *groups_claim;
     const json_t *jwks;
     unsigned algorithms; /* 1 << enum jose_alg */
+    /* sign-in for /oauth/authorize (all NULL unless authorization_endpoint is set) */
+    const char *authorization_endpoint, *token_endpoint, *client_id;
+    const char *client_secret_sealed; /* policy_unseal(aad "trusted_issuer:ID") */
+    const char *sign_in_scope;        /* default "openid" */
+    bool secret_post;                 /* token_endpoint_auth_method client_secret_post */
 };
 
 struct policy_settings {

@@ -290,6 +290,13 @@ static int build_issuers(struct policy_snapshot *s, const json_t *list, struct p
         t->user_claim = str(d, "user_claim") ? str(d, "user_claim") : "sub";
         t->groups_claim = str(d, "groups_claim") ? str(d, "groups_claim") : "groups";
         t->algorithms = alg_mask(json_object_get(d, "algorithms"));
+        t->authorization_endpoint = str(d, "authorization_endpoint");
+        t->token_endpoint = str(d, "token_endpoint");
+        t->client_id = str(d, "client_id");
+        t->client_secret_sealed = str(d, "client_secret_sealed");
+        t->sign_in_scope = str(d, "sign_in_scope") ? str(d, "sign_in_scope") : "openid";
+        t->secret_post = str(d, "token_endpoint_auth_method") &&
+                         strcmp(str(d, "token_endpoint_auth_method"), "client_secret_post") == 0;
         void *old = NULL;
         if (strmap_put(&s->issuer_by_issuer, t->issuer, t, &old) < 0)
             return ERR_NOMEM;
