@@ -390,3 +390,83 @@ test('an authorization code expires after 60 seconds', { timeout: 120_000 }, asy
   assert.equal(r.json.error, 'invalid_grant');
   assert.match(r.json.error_description, /unknown or expired/);
 });
+
+// (b) The MCP TypeScript SDK v2 as the client: discovery (RFC 9728 → RFC 8414), dynamic
+// registration, PKCE authorization through the development sign-in page (driven with
+// plain HTTP, as a browser would), the code redeemed by the SDK, RFC 9207 iss checked.
+class SdkProvider {
+  constructor(redirect) {
+    this.redirect = redirect;
+    this.info = undefined;
+    this.tok = undefined;
+    this.verifier = undefined;
+    this.authUrl = undefined;
+    this.lastState = undefined;
+  }
+  get redirectUrl() {
+    return this.redirect;
+  }
+  get clientMetadata() {
+    return {
+      client_name: 'MCP SDK e2e',
+      redirect_uris: [this.redirect],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() {
+    this.lastState = crypto.randomBytes(16).toString('base64url');
+    return this.lastState;
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(i) {
+    this.info = i;
+  }
+  tokens() {
+    return this.tok;
+  }
+  saveTokens(t) {
+    this.tok = t;
+  }
+  redirectToAuthorization(url) {
+    this.authUrl = url;
+  }
+  saveCodeVerifier(v) {
+    this.verifier = v;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+}
+
+test('MCP SDK client: discovery, registration, PKCE authorization with the dev sign-in, token', async (t) => {
+  const { auth } = await import('@modelcontextprotocol/client');
+  const env = await setup(t);
+  const p = new SdkProvider('http://127.0.0.1:33418/callback');
+  assert.equal(await auth(p, { serverUrl: env.docs }), 'REDIRECT');
+  assert.match(p.info.client_id, /^dcr-/);
+  assert.ok(p.authUrl instanceof URL);
+  assert.equal(`${p.authUrl.origin}${p.authUrl.pathname}`, `${env.issuer}/oauth/authorize`);
+  assertFields(Object.fromEntries(p.authUrl.searchParams), {
+    response_type: 'code',
+    client_id: p.info.client_id,
+    code_challenge_method: 'S256',
+    resource: env.docs,
+    redirect_uri: p.redirect,
+  }, 'the SDK\'s authorization request');
+  // an administrator connects the newly registered client to the system
+  ok(await env.srv.api('POST', '/api/v1/access-policies', { id: 'sdk-docs', client: p.info.client_id, system: 'docs' }), 201);
+
+  const page = await request(p.authUrl.href);
+  assert.equal(page.status, 200, page.text);
+  const q = redirectParams(await devSignIn(env.srv, page.text, 'alice@example.com', 'engineering'), p.redirect);
+  assert.equal(q.state, p.lastState);
+  assert.equal(q.iss, env.issuer);
+  assert.equal(await auth(p, { serverUrl: env.docs, authorizationCode: q.code, iss: q.iss }), 'AUTHORIZED');
+  const { payload } = await jose.jwtVerify(p.tok.access_token, env.jwks, { issuer: env.issuer, audience: env.docs, typ: 'at+jwt' });
+  assertFields(payload, { sub: 'alice@example.com', client_id: p.info.client_id }, 'access token');
+  assert.deepEqual(payload.scope.split(' ').sort(), ['docs:read', 'docs:write']);
+});
