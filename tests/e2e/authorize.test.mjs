@@ -470,3 +470,184 @@ test('MCP SDK client: discovery, registration, PKCE authorization with the dev s
   assertFields(payload, { sub: 'alice@example.com', client_id: p.info.client_id }, 'access token');
   assert.deepEqual(payload.scope.split(' ').sort(), ['docs:read', 'docs:write']);
 });
+
+// (a) An enterprise IdP in front: oidc-provider (devInteractions) as a trusted issuer with
+// an authorization_endpoint; mcpauth is its client "mcpauth". The browser is plain HTTP
+// with a cookie jar, following redirects and submitting the IdP's login and consent forms.
+
+/** A browser: follows redirects (keeping cookies per origin) until `stopAt` is reached,
+ * submitting the one form of each HTML page (login fields filled in). */
+async function browse(startUrl, stopAt, login) {
+  const jar = new Map(); // origin -> Map(name -> value)
+  const cookieHeader = (u) => [...(jar.get(u.origin) || new Map())].map(([k, v]) => `${k}=${v}`).join('; ');
+  const keep = (u, res) => {
+    let set = res.headers['set-cookie'] || [];
+    if (!Array.isArray(set)) set = [set];
+    const m = jar.get(u.origin) || new Map();
+    for (const c of set) {
+      const [pair] = c.split(';');
+      const i = pair.indexOf('=');
+      m.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+    }
+    jar.set(u.origin, m);
+  };
+  let url = new URL(startUrl);
+  let method = 'GET';
+  let body;
+  const trail = [];
+  for (let hop = 0; hop < 30; hop++) {
+    if (url.href.startsWith(stopAt)) return { url, trail };
+    const headers = { cookie: cookieHeader(url) };
+    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
+    const res = await request(url.href, { method, headers, body });
+    trail.push(`${method} ${url.href} -> ${res.status}`);
+    keep(url, res);
+    if (res.status >= 300 && res.status < 400) {
+      url = new URL(res.headers.location, url);
+      method = 'GET';
+      body = undefined;
+      continue;
+    }
+    const form = /<form[^>]*action="([^"]+)"[^>]*method="post"/i.exec(res.text || '');
+    if (res.status !== 200 || !form) return { url, res, trail };
+    const fields = new URLSearchParams();
+    for (const m of res.text.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) fields.append(m[1], m[2]);
+    if (/name="login"/.test(res.text)) {
+      fields.append('login', login);
+      fields.append('password', 'any');
+    }
+    url = new URL(form[1].replace(/&amp;/g, '&'), url);
+    method = 'POST';
+    body = fields.toString();
+  }
+  throw new Error(`too many hops:\n${trail.join('\n')}`);
+}
+
+async function startIdp(t, mcpauthUrl, secret) {
+  const { default: Provider } = await import('oidc-provider');
+  const { freePort } = await import('./lib/server.mjs');
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const accounts = {
+    'alice@example.com': ['engineering'],
+    'dave@example.com': ['sales'],
+  };
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'mcpauth',
+        client_secret: secret,
+        redirect_uris: [`${mcpauthUrl}/oauth/callback`],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    findAccount: (ctx, id) => ({
+      accountId: id,
+      claims: () => ({ sub: id, email: id, groups: accounts[id] || [] }),
+    }),
+    claims: { openid: ['sub'], email: ['email'], groups: ['groups'] },
+    scopes: ['openid', 'email', 'groups'],
+    conformIdTokenClaims: false, // the claims of the granted scopes go into the ID token
+    features: { devInteractions: { enabled: true } },
+    pkce: { required: () => true },
+  });
+  // silence oidc-provider's development warnings
+  const warn = console.warn;
+  console.warn = () => {};
+  t.after(() => {
+    console.warn = warn;
+  });
+  const server = provider.listen(port, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => new Promise((r) => server.close(r)));
+  return { issuer, provider };
+}
+
+test('enterprise IdP (oidc-provider): authorize → IdP login → /oauth/callback → code → token', async (t) => {
+  const env = await setup(t);
+  const secret = `idp-secret-${crypto.randomUUID()}`;
+  const idp = await startIdp(t, env.issuer, secret);
+  const created = ok(
+    await env.srv.api('POST', '/api/v1/trusted-issuers', {
+      id: 'corp',
+      issuer: idp.issuer,
+      jwks_uri: `${idp.issuer}/jwks`,
+      audience: 'mcpauth',
+      algorithms: ['RS256', 'ES256', 'PS256', 'EdDSA'],
+      authorization_endpoint: `${idp.issuer}/auth`,
+      token_endpoint: `${idp.issuer}/token`,
+      client_id: 'mcpauth',
+      client_secret: secret,
+      sign_in_scope: 'openid email groups',
+    }),
+    201,
+  );
+  assert.equal(created.client_secret, undefined, 'the secret is write-only');
+  assert.equal(created.client_secret_set, true);
+  const shown = ok(await env.srv.api('GET', '/api/v1/trusted-issuers/corp'));
+  assert.ok(!JSON.stringify(shown).includes(secret));
+
+  const req = codeRequest(env.srv, { scope: 'docs:read' });
+  const first = await authorize(env.srv, req.params);
+  assert.equal(first.status, 302, first.text);
+  const toIdp = new URL(first.headers.location);
+  assert.equal(`${toIdp.origin}${toIdp.pathname}`, `${idp.issuer}/auth`);
+  assertFields(Object.fromEntries(toIdp.searchParams), {
+    client_id: 'mcpauth',
+    redirect_uri: `${env.issuer}/oauth/callback`,
+    response_type: 'code',
+    code_challenge_method: 'S256',
+    scope: 'openid email groups',
+  }, 'the request to the IdP');
+  const ours = toIdp.searchParams.get('state');
+  const nonce = toIdp.searchParams.get('nonce');
+  assert.notEqual(ours, req.params.state, 'our own state at the IdP, not the client\'s');
+  const startEv = await eventOf(env.srv, 'authorize.request', first);
+  assertFields(startEv, { outcome: 'granted', client: 'web-app', system: 'docs' }, 'authorize event');
+  assert.equal(startEv.request.sign_in, idp.issuer);
+  assertNoSecrets(startEv, ours, nonce);
+
+  const { url, trail } = await browse(first.headers.location, req.params.redirect_uri, 'alice@example.com');
+  const q = Object.fromEntries(url.searchParams);
+  assert.ok(q.code, `no code: ${url.href}\n${trail.join('\n')}`);
+  assert.equal(q.state, req.params.state);
+  assert.equal(q.iss, env.issuer);
+
+  const list = await events(env.srv, 'authorize.request', 'user eq "alice@example.com"');
+  const cbEv = list[0];
+  assertFields(cbEv, {
+    outcome: 'granted',
+    user: 'alice@example.com',
+    groups: ['engineering'],
+    client: 'web-app',
+    system: 'docs',
+    access_policy: 'web-docs',
+    scopes: [{ name: 'docs:read', outcome: 'granted' }],
+  }, 'callback event');
+  assertFields(cbEv.request, { phase: 'callback', sign_in: idp.issuer });
+  assertNoSecrets(cbEv, q.code, ours, nonce, secret);
+
+  const tok = await redeem(env, req, q.code);
+  assert.equal(tok.status, 200, tok.text);
+  const { payload } = await jose.jwtVerify(tok.json.access_token, env.jwks, {
+    issuer: env.issuer,
+    audience: env.docs,
+    typ: 'at+jwt',
+  });
+  assertFields(payload, { sub: 'alice@example.com', client_id: 'web-app', scope: 'docs:read' }, 'access token');
+
+  // a user of the IdP without a grant: back to the client with the policy's refusal
+  const req2 = codeRequest(env.srv, { scope: 'docs:read' });
+  const first2 = await authorize(env.srv, req2.params);
+  const { url: url2 } = await browse(first2.headers.location, req2.params.redirect_uri, 'dave@example.com');
+  const q2 = Object.fromEntries(url2.searchParams);
+  assertFields(q2, { error: 'invalid_scope', state: req2.params.state, iss: env.issuer });
+  assert.match(q2.error_description, /^No grant for the scope: docs:read/);
+
+  // the IdP's callback replayed (its state is ours, single use): an HTML page
+  const replay = await request(`${env.issuer}/oauth/callback?state=${ours}&code=x&iss=${encodeURIComponent(idp.issuer)}`);
+  assert.equal(replay.status, 400);
+  assert.match(replay.text, /completed already|unknown or expired/);
+});
