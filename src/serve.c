@@ -7,6 +7,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "export/runner.h"
+#include "logs/scim.h"
 #include "trace/trace.h"
 #include "core/b64.h"
 #include "core/log.h"
@@ -204,6 +205,13 @@ static int declare_exporters(struct admin *a, const json_t *list)
     {
         const char *id = json_string_value(json_object_get(e, "id"));
         struct err_detail d = {{0}};
+        const char *filter = json_string_value(json_object_get(e, "filter"));
+        struct store_filter *tree = NULL;
+        if (filter && scim_parse(filter, strlen(filter), &tree, &d) < 0) {
+            log_error("config: exporter %s: filter: %s", id, d.msg);
+            return ERR_INVAL;
+        }
+        store_filter_free(tree);
         json_t *cur = NULL, *out = NULL;
         int r = admin_get(a, STORE_EXPORTERS, id, &cur, NULL) == 0
                     ? admin_replace(a, &o, STORE_EXPORTERS, id, e, &out, &d)

@@ -448,9 +448,18 @@ static struct worker *worker_new(struct export_manager *m, const json_t *doc)
         store_cursor_get(m->st, w->id, &w->cursor);
         return w;
     }
+    /* "now" is the moment the exporter is created (or the server starts with it), not when
+     * its thread gets going: fix the cursor here, before anyone can commit more events */
+    int64_t cur = 0;
+    if (store_cursor_get(m->st, w->id, &cur) == ERR_NOTFOUND) {
+        cur = 0;
+        if (!w->cfg.start_beginning)
+            store_events_max_seq(m->st, &cur);
+        store_cursor_set(m->st, w->id, cur);
+    }
+    w->cursor = cur;
     if (w->cfg.paused) {
         w->state = W_PAUSED;
-        store_cursor_get(m->st, w->id, &w->cursor);
         return w;
     }
     w->state = W_STARTING;
