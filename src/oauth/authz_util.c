@@ -381,16 +381,17 @@ size_t ticket_count(struct ticket_store *s)
 /* ---- token buckets ---- */
 
 #define RL_SLOTS 4096
+#define RL_UNIT 60000 /* a token, in units of 1/60000: a rate per minute refills exactly */
 
 struct rl_slot {
     char key[48];
-    double tokens;
+    int64_t units;
     int64_t last_ms;
 };
 
 struct rate_limiter {
     pthread_mutex_t mu;
-    double per_ms, burst;
+    int64_t rate, burst; /* per minute; tokens */
     struct rl_slot slots[RL_SLOTS];
 };
 
@@ -400,7 +401,7 @@ int rate_limiter_new(unsigned rate_per_min, unsigned burst, struct rate_limiter 
     if (!l)
         return ERR_NOMEM;
     pthread_mutex_init(&l->mu, NULL);
-    l->per_ms = (double)rate_per_min / 60000.0;
+    l->rate = rate_per_min;
     l->burst = burst ? burst : 1;
     *ret = l;
     return 0;
@@ -424,20 +425,22 @@ int rate_limiter_take(struct rate_limiter *l, const char *key, int64_t now_ms)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     pthread_mutex_lock(&l->mu);
     struct rl_slot *s = &l->slots[h % RL_SLOTS];
-    if (strncmp(s->key, key, sizeof(s->key) - 1) != 0 || !s->key[0]) {
+    int64_t full = l->burst * RL_UNIT;
+    if (!s->key[0] || strncmp(s->key, key, sizeof(s->key) - 1) != 0) {
         snprintf(s->key, sizeof(s->key), "%s", key);
-        s->tokens = l->burst;
+        s->units = full;
         s->last_ms = now_ms;
     }
     if (now_ms > s->last_ms) {
-        s->tokens += (double)(now_ms - s->last_ms) * l->per_ms;
-        if (s->tokens > l->burst)
-            s->tokens = l->burst;
+        int64_t dt = now_ms - s->last_ms;
+        s->units = dt > full / (l->rate ? l->rate : 1) ? full : s->units + dt * l->rate;
+        if (s->units > full)
+            s->units = full;
         s->last_ms = now_ms;
     }
-    int ok = s->tokens >= 1.0;
+    int ok = s->units >= RL_UNIT;
     if (ok)
-        s->tokens -= 1.0;
+        s->units -= RL_UNIT;
     pthread_mutex_unlock(&l->mu);
     return ok;
 }
