@@ -7,8 +7,7 @@
 // once: every event arrives, in seq order, duplicates only of the same event);
 // a receiver that accepts and never reads (issuance keeps its pace, the lag
 // grows, then drains); a real rsyslogd; POST /test; exporters declared in the
-// config file. Two tests are marked todo: they show bugs of src/ still open
-// (start=now taken late by the worker; a config exporter's filter unchecked).
+// config file; start=now fixed at creation; a config exporter's bad filter refused.
 //
 // Each test starts its own server, so the log read in a test is that test's.
 // Token requests are client_credentials grants of one client (build-bot).
@@ -385,11 +384,9 @@ test('file sink: start=beginning delivers the whole log in seq order, then every
 
 // ---------------------------------------------------------------- 2b. start=now
 
-// Known bug (reported): the worker of a start=now exporter reads "now" (the log's last
-// seq) when its thread gets to it, not when the exporter is created, so a token request
-// answered right after the 201 may never be exported. Marked todo until the runner takes
-// the start point at creation.
-test('start=now: every event committed after the 201 of the creation is exported', { timeout: T, todo: 'src/export/runner.c: start=now is read by the worker thread, after the 201' }, async (t) => {
+// "now" is the moment of the creation, fixed before the 201: a token request answered right
+// after it is exported (the worker thread used to read "now" only when it got going).
+test('start=now: every event committed after the 201 of the creation is exported', { timeout: T }, async (t) => {
   const env = await setup(t);
   const { srv } = env;
   const dir = await tempDir('mcpauth-e2e-exp-');
@@ -837,9 +834,9 @@ test('exporters declared in the config file: created at start, shown by GET (sec
   assert.ok(!srv.stderrLog.includes(HMAC), 'the secret is not in the server output');
 });
 
-// Known bug (reported): the API refuses an exporter whose filter does not parse (400, with
-// the column), the config file does not: the exporter is stored and runs as "broken".
-test('an exporter in the config file whose filter does not parse is refused at start, as the API refuses it', { timeout: T, todo: 'src/serve.c declare_exporters skips the filter check of src/http/routes.c exporter_filter_ok' }, async (t) => {
+// The API refuses an exporter whose filter does not parse (400, with the column); the config
+// file does the same at start.
+test('an exporter in the config file whose filter does not parse is refused at start, as the API refuses it', { timeout: T }, async (t) => {
   const dir = await tempDir('mcpauth-e2e-exp-');
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const config = path.join(dir, 'mcpauth.json');
