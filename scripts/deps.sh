@@ -11,6 +11,7 @@ want=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev lib
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev sqlite3)   # sqlite3: the e2e tests read the audit log from the database
   want+=(rsyslog rsyslog-relp rsyslog-openssl nats-server openssl)  # real receivers for the exporters
+  want+=(chromium)   # the web console's e2e tests drive it with playwright-core
   command -v node >/dev/null 2>&1 || want+=(nodejs)
   command -v npm >/dev/null 2>&1 || want+=(npm)
 fi

@@ -26,6 +26,7 @@ enum route_id {
     ROUTE_METADATA,
     ROUTE_LOGS,
     ROUTE_TRACE,
+    ROUTE_UI,
     ROUTE_COUNT
 };
 
@@ -80,6 +81,9 @@ int route_logs(struct http_request *req, struct http_response *res, const char *
 
 /* trace.c: GET /api/v1/trace (SSE) */
 int route_trace(struct http_request *req, struct http_response *res);
+
+/* ui.c: GET /ui, /ui/, /ui/<file> (the web console's embedded files) */
+int route_ui(struct http_request *req, struct http_response *res);
 
 /* routes.c */
 int routes_dispatch(struct http_request *req, struct http_response *res);

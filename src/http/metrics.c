@@ -16,6 +16,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_DEV] = "dev",             [ROUTE_TOKEN] = "token",
     [ROUTE_INTROSPECT] = "introspect", [ROUTE_REVOKE] = "revoke",
     [ROUTE_METADATA] = "metadata",   [ROUTE_LOGS] = "logs", [ROUTE_TRACE] = "trace",
+    [ROUTE_UI] = "ui",
 };
 
 static uint64_t audit_failures;

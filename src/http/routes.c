@@ -573,6 +573,10 @@ static int route_readyz(struct http_request *req, struct http_response *res)
 int routes_dispatch(struct http_request *req, struct http_response *res)
 {
     const char *u = req->url;
+    if (strcmp(u, "/ui") == 0 || strncmp(u, "/ui/", 4) == 0) {
+        req->route = ROUTE_UI; /* the console's files only: its data comes from /api/v1/ */
+        return route_ui(req, res);
+    }
     if (strcmp(u, "/healthz") == 0) {
         req->route = ROUTE_HEALTHZ;
         if (!is(req, "GET") && !is(req, "HEAD"))
