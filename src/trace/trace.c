@@ -18,11 +18,30 @@
 #include <time.h>
 
 #define KEEPALIVE_US (15 * 1000000LL)
-#define WAKE_PERIOD_MS 5 /* readers are woken at most this often: batches frames */
+#define WAKE_PERIOD_MS 10 /* readers are woken at most this often: batches frames */
+#define READ_BATCH 256    /* frames a reader takes per lock hold */
+
+/* An entry's SSE frame, shared by the ring and the readers copying it out. */
+struct frame {
+    int refs; /* atomic */
+    size_t len;
+    char data[]; /* "event: trace\ndata: {...}\n\n" */
+};
+
+static struct frame *frame_ref(struct frame *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+    return f;
+}
+
+static void frame_unref(struct frame *f)
+{
+    if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(f);
+}
 
 struct entry {
-    char *frame; /* "event: trace\ndata: {...}\n\n" */
-    size_t len;
+    struct frame *frame;
     enum trace_severity severity;
     char *client_ip, *client, *system; /* for filters; may be NULL */
 };
@@ -126,8 +145,8 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
             buf_printf(&msg, ": %s", detail);
     } else if (!client_ok && reason &&
                (strcmp(reason, "invalid_client") == 0 || strcmp(reason, "invalid_request") == 0 ||
-                strcmp(reason, "unauthorized_client") == 0) &&
-               !client_ok) {
+                strcmp(reason, "unauthorized_client") == 0 ||
+                strcmp(reason, "unsupported_grant_type") == 0)) {
         sev = TRACE_ERROR;
         buf_printf(&msg, "No client workload matched: client_id %s%s%s presented",
                    client ? "\"" : "", client ? client : "none", client ? "\"" : "");
@@ -152,7 +171,10 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
     } else {
         buf_puts(&msg, ok ? "granted" : "denied");
     }
-    json_t *ap = policy ? json_pack("{s:s, s:b}", "id", policy, "active", 1) : json_null();
+    /* the decision keeps the policy it found even when inactive; the entry names only an
+     * active one (an inactive one is "no active access policy", the warning's message) */
+    bool active = policy && !(reason && strcmp(reason, "no_access_policy") == 0);
+    json_t *ap = active ? json_pack("{s:s, s:b}", "id", policy, "active", 1) : json_null();
     json_t *e = json_pack(
         "{s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?}", "time", str(ev, "time"),
         "client_ip", str(req, "client_ip"), "endpoint", endpoint ? endpoint : type, "access_policy",
@@ -168,7 +190,7 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
 
 static void entry_clear(struct entry *e)
 {
-    free(e->frame);
+    frame_unref(e->frame);
     free(e->client_ip);
     free(e->client);
     free(e->system);
@@ -298,9 +320,12 @@ void trace_publish_event(struct trace_hub *h, const json_t *ev, const struct tra
     struct entry ne = {0};
     if (data) {
         size_t n = strlen(data);
-        ne.frame = malloc(n + 32);
-        if (ne.frame)
-            ne.len = (size_t)snprintf(ne.frame, n + 32, "event: trace\ndata: %s\n\n", data);
+        ne.frame = malloc(sizeof(*ne.frame) + n + 32);
+        if (ne.frame) {
+            ne.frame->refs = 1;
+            ne.frame->len = (size_t)snprintf(ne.frame->data, n + 32,
+                                             "event: trace\ndata: %s\n\n", data);
+        }
     }
     free(data);
     ne.severity = sev_parse(str(e, "severity"));
@@ -377,37 +402,61 @@ int trace_sub_read(struct trace_sub *s, struct buf *out, size_t max, void (*hold
 {
     struct trace_hub *h = s->h;
     size_t start = out->len;
-    pthread_mutex_lock(&h->mu);
-    uint64_t oldest = h->head > h->size ? h->head - h->size : 0;
-    if (s->pos < oldest) {
-        uint64_t lost = oldest - s->pos;
-        h->dropped += lost;
-        buf_printf(out, "event: dropped\ndata: {\"count\": %llu}\n\n", (unsigned long long)lost);
-        s->pos = oldest;
-    }
-    while (s->pos < h->head && out->len - start < max) {
-        const struct entry *e = &h->ring[s->pos & (h->size - 1)];
-        if (e->frame && matches(&s->f, e) && buf_append(out, e->frame, e->len) < 0)
-            break; /* the buffer is full: the rest next time */
-        s->pos++;
-    }
-    int64_t now = time_now_us();
-    if (out->len == start && now - s->last_out_us >= KEEPALIVE_US)
-        buf_puts(out, ": keep-alive\n\n");
-    if (out->len > start) {
-        s->last_out_us = now;
+    struct frame *take[READ_BATCH];
+    for (;;) {
+        /* under the lock only pick the frames (a reference each); copy them outside it, so
+         * publishers never wait for a reader's memcpy */
+        size_t n = 0, bytes = out->len - start;
+        pthread_mutex_lock(&h->mu);
+        uint64_t oldest = h->head > h->size ? h->head - h->size : 0;
+        if (s->pos < oldest) {
+            uint64_t lost = oldest - s->pos;
+            h->dropped += lost;
+            buf_printf(out, "event: dropped\ndata: {\"count\": %llu}\n\n",
+                       (unsigned long long)lost);
+            s->pos = oldest;
+        }
+        while (s->pos < h->head && n < READ_BATCH && bytes < max) {
+            const struct entry *e = &h->ring[s->pos & (h->size - 1)];
+            if (e->frame && matches(&s->f, e)) {
+                take[n++] = frame_ref(e->frame);
+                bytes += e->frame->len;
+            }
+            s->pos++;
+        }
+        bool more = s->pos < h->head && bytes < max;
+        if (n || out->len > start) {
+            s->last_out_us = time_now_us();
+            pthread_mutex_unlock(&h->mu);
+            for (size_t i = 0; i < n; i++) {
+                buf_append(out, take[i]->data, take[i]->len); /* past the cap: dropped */
+                frame_unref(take[i]);
+            }
+            if (more)
+                continue;
+            return (int)(out->len - start);
+        }
+        if (more) { /* only non-matching entries so far: keep scanning */
+            pthread_mutex_unlock(&h->mu);
+            continue;
+        }
+        int64_t now = time_now_us();
+        if (now - s->last_out_us >= KEEPALIVE_US) {
+            buf_puts(out, ": keep-alive\n\n");
+            s->last_out_us = now;
+            pthread_mutex_unlock(&h->mu);
+            return (int)(out->len - start);
+        }
+        if (h->closed) {
+            pthread_mutex_unlock(&h->mu);
+            return ERR_IO;
+        }
+        s->waiting = true;
+        if (hold)
+            hold(hold_arg); /* the caller suspends its connection while we hold the lock */
         pthread_mutex_unlock(&h->mu);
-        return (int)(out->len - start);
+        return 0;
     }
-    if (h->closed) {
-        pthread_mutex_unlock(&h->mu);
-        return ERR_IO;
-    }
-    s->waiting = true;
-    if (hold)
-        hold(hold_arg); /* the caller suspends its connection while we hold the lock */
-    pthread_mutex_unlock(&h->mu);
-    return 0;
 }
 
 void trace_hub_stats(struct trace_hub *h, struct trace_stats *ret)
