@@ -146,6 +146,11 @@ static void on_commit(void *arg, int err)
     MHD_resume_connection(req->conn);
 }
 
+static const char *route_endpoint(enum route_id r)
+{
+    return r == ROUTE_TOKEN ? "token" : "authorize";
+}
+
 /* Answers once the event is committed; 503 (and never the token) if it was not. */
 static enum MHD_Result send_after_commit(struct http_request *req)
 {
@@ -163,6 +168,16 @@ static enum MHD_Result send_after_commit(struct http_request *req)
                         "Audit log unavailable: the request could not be recorded, so no token "
                         "was issued");
         res_header(res, "Retry-After", "1");
+        /* the trace showed the decision; say that it did not stand (policy.md step 11) */
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "type", "token.request",
+                               "outcome", "denied", "severity", "error", "status_detail",
+                               "Audit log unavailable: the request could not be recorded, so no "
+                               "token was issued (503)",
+                               "request", "endpoint", route_endpoint(req->route), "client_ip",
+                               req->ip);
+        struct trace_match none = {0};
+        trace_publish_event(req->srv->cfg.trace, ev, &none);
+        json_decref(ev);
         if (req->submit_failed)
             metrics_audit_failure();
         if (req->route == ROUTE_TOKEN && req->srv->cfg.oauth)
