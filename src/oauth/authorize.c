@@ -76,7 +76,9 @@ struct areq {
     const char *client_id;
     const struct policy_client *client;
     struct policy_client cimd;
+    const char *cimd_uris[CIMD_MAX_REDIRECT_URIS];
     json_t *cimd_doc;
+    int client_known; /* a client workload of the policy (for the trace) */
     const char *redirect_uri;
     int redirect_ok;
     const char *response_type, *state, *challenge, *method, *resource, *scope;
@@ -321,15 +323,20 @@ static int split_scopes(char *s, const char **out, size_t *n)
     return 0;
 }
 
-/* The client by id: a policy client, or the document behind a URL client_id. */
+/* The client by id: a policy client, or the document behind a URL client_id (known to
+ * the policy when an access policy names the URL, else a stranger the decision will
+ * refuse with no_access_policy — after its document was checked). */
 static int find_client(struct areq *a, char *why, size_t n)
 {
     a->client = policy_client_by_id(a->snap, a->client_id);
-    if (a->client)
+    a->client_known = a->client != NULL;
+    if (a->client && !a->client->metadata_document)
         return 0;
     if (cimd_client_id_is_url(a->client_id)) {
-        if (cimd_client(a->o, a->client_id, &a->cimd, &a->cimd_doc, why, n) < 0)
+        if (cimd_client(a->o, a->client_id, &a->cimd, a->cimd_uris, &a->cimd_doc, why, n) < 0) {
+            a->client = NULL;
             return -1;
+        }
         a->client = &a->cimd;
         return 0;
     }
@@ -543,7 +550,7 @@ void oauth_authorize(struct oauth *o, const struct oauth_front_in *in,
         error_page(&a, out, REASON_INVALID_CLIENT, "%s", why);
         goto done;
     }
-    out->client_matched = 1;
+    out->client_matched = a.client_known;
     if (!a.redirect_uri) {
         /* RFC 6749 §3.1.2.3: optional when exactly one is registered (not a loopback one,
          * whose port varies) */
@@ -675,7 +682,7 @@ static int resume(struct areq *a, struct authz_pending *p, struct oauth_front_re
         error_page(a, out, REASON_INVALID_CLIENT, "%s", why);
         return -1;
     }
-    out->client_matched = 1;
+    out->client_matched = a->client_known;
     if (!redirect_registered(a->client, a->redirect_uri)) { /* changed meanwhile */
         error_page(a, out, REASON_INVALID_REQUEST,
                    "redirect_uri %.200s is no longer registered for client %.200s",

@@ -35,6 +35,7 @@ struct oauth;
 #define CIMD_MAX_BYTES         (16 * 1024)
 #define CIMD_TIMEOUT_MS        5000
 #define CIMD_TTL               300
+#define CIMD_MAX_REDIRECT_URIS 20
 
 /* ---- the endpoints ---- */
 
@@ -155,6 +156,7 @@ int rate_limiter_take(struct rate_limiter *l, const char *key, int64_t now_ms);
 
 /* ---- client ID metadata documents ---- */
 
-/* An https:// client_id whose document (fetched, validated, cached) makes it a
- * public client. */
+/* A client_id that is a URL names a client ID metadata document (oauth/cimd.c):
+ * fetched (https://; http:// to loopback in --dev only), validated, cached; a public
+ * client. 1 for an http(s):// client_id. */
 int cimd_client_id_is_url(const char *client_id);

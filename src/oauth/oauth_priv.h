@@ -71,9 +71,10 @@ int cimd_cache_new(struct cimd_cache **ret);
 struct cimd_cache *cimd_cache_free(struct cimd_cache *c);
 /* The client the document at `url` describes, fetched or from the cache: a public client
  * (auth none, grant authorization_code) whose strings live as long as *ret_doc (a new
- * reference the caller releases after using *ret). ERR_* with `why`. */
-int cimd_client(struct oauth *o, const char *url, struct policy_client *ret, json_t **ret_doc,
-                char *why, size_t why_len);
+ * reference the caller releases after using *ret); its redirect URIs are put in `uris`
+ * (CIMD_MAX_REDIRECT_URIS slots). ERR_* with `why`. */
+int cimd_client(struct oauth *o, const char *url, struct policy_client *ret, const char **uris,
+                json_t **ret_doc, char *why, size_t why_len);
 
 /* Assertion ids a request used (ID-JAG, client assertion): remembered in memory at once
  * and, through the reply, durably with the request's audit event. */

@@ -34,8 +34,6 @@ struct treq {
     int has_subject;
     struct subject subject;
     struct authz_code *code; /* authorization_code: what the code stands for */
-    struct policy_client cimd; /* a client ID metadata document's client */
-    json_t *cimd_doc;
     struct replay_note replay;
     struct decision d;
     enum policy_token_type issued_type;
@@ -93,22 +91,6 @@ static int media_is_form(const char *ct)
     static const char want[] = "application/x-www-form-urlencoded";
     size_t n = strcspn(ct, "; ");
     return n == sizeof(want) - 1 && strncasecmp(ct, want, n) == 0;
-}
-
-/* A client_id that is a URL (a client ID metadata document): a public client, so no
- * credentials may come with it. */
-static enum policy_reason cimd_authenticate(struct treq *t, const struct form *f, char *why,
-                                            size_t n)
-{
-    t->presented_client = form_get(f, "client_id");
-    if (t->in->authorization || form_get(f, "client_secret") || form_get(f, "client_assertion")) {
-        snprintf(why, n, "a client ID metadata document's client presents no credentials");
-        return REASON_INVALID_CLIENT;
-    }
-    if (cimd_client(t->o, t->presented_client, &t->cimd, &t->cimd_doc, why, n) < 0)
-        return REASON_INVALID_CLIENT;
-    t->client = &t->cimd;
-    return REASON_NONE;
 }
 
 /* Steps 1 to 4. Returns 0 to go on to the policy decision. */
@@ -191,14 +173,11 @@ static int early_steps(struct treq *t)
     }
 
     char why[300] = "";
-    enum policy_reason cr;
-    const char *cid = form_get(f, "client_id");
-    if (t->gt == POLICY_GT_AUTHORIZATION_CODE && cimd_client_id_is_url(cid) &&
-        !policy_client_by_id(t->snap, cid))
-        cr = cimd_authenticate(t, f, why, sizeof(why));
-    else
-        cr = client_authenticate(t->o, t->snap, f, in, &t->client, &t->presented_client,
-                                 &t->basic, &t->replay, why, sizeof(why));
+    /* a client ID metadata document's client is in the snapshot once an access policy
+     * names its URL (a public client): no document is needed to redeem its code */
+    enum policy_reason cr = client_authenticate(t->o, t->snap, f, in, &t->client,
+                                                &t->presented_client, &t->basic, &t->replay, why,
+                                                sizeof(why));
     if (cr != REASON_NONE) {
         deny(t, cr, "%s", why);
         return -1;
@@ -490,7 +469,6 @@ void oauth_token(struct oauth *o, struct oauth_in *in, struct oauth_reply *out)
     }
     subject_done(&t.subject);
     authz_code_free(t.code);
-    json_decref(t.cimd_doc);
     free(t.scope_copy);
     free(t.asserted_copy);
     policy_snapshot_unref(snap);

@@ -112,7 +112,7 @@ static const struct policy_access *access_for(const struct policy_snapshot *snap
                                               const struct policy_client *c,
                                               const struct policy_system *s)
 {
-    char key[300];
+    char key[2400]; /* client ids may be metadata document URLs (2048) */
     int n = snprintf(key, sizeof(key), "%s\n%s", c->id, s->id);
     if (n < 0 || (size_t)n >= sizeof(key))
         return NULL;

@@ -73,6 +73,7 @@ enum ftype {
     F_CREDENTIAL, /* write-only string, 1..4096 bytes: sealed under the KEK, never shown */
     F_SEALED,   /* a sealed blob made by mcpauth: accepted only as stored */
     F_TEXT,     /* 0..4096 bytes, no control characters (filters) */
+    F_CLIENT_REF, /* a client id, or the http(s) URL of a client ID metadata document */
 };
 
 struct field {
@@ -132,7 +133,7 @@ static const struct field client_fields[] = {
 static const struct field access_fields[] = {
     {"id", F_ID, 1, NULL, NULL, NULL, 0, 0},
     {"description", F_STR, 0, NULL, NULL, NULL, 0, 0},
-    {"client", F_ID, 1, NULL, NULL, NULL, 0, 0},
+    {"client", F_CLIENT_REF, 1, NULL, NULL, NULL, 0, 0},
     {"system", F_ID, 1, NULL, NULL, NULL, 0, 0},
     {"active", F_BOOL, 0, "true", NULL, NULL, 0, 0},
     {"client_id_at_system", F_STR, 0, NULL, NULL, NULL, 0, 0},
@@ -649,6 +650,12 @@ static int check_value(const struct field *f, const json_t *v, const char *where
     case F_SEALED:
         if (!s || strlen(s) > 16384)
             return fail(e, v, f->name, where, "expected a value sealed by mcpauth");
+        break;
+    case F_CLIENT_REF:
+        if (!s || (!valid_id(s) && !valid_url(s)))
+            return fail(e, v, f->name, where,
+                        "expected an identifier (letters, digits, '.', '_', '-'; at most 128) "
+                        "or the URL of a client ID metadata document");
         break;
     case F_TEXT:
         if (!s || strlen(s) > 4096 || has_ctl(s))

@@ -114,6 +114,9 @@ struct policy_client {
     const char **redirect_uris;
     size_t n_redirect_uris;
     unsigned grant_types; /* enum policy_grant_type bits */
+    /* a client ID metadata document's client (id = its URL), named by an access policy:
+     * public, authorization_code only; its redirect URIs come from the document */
+    bool metadata_document;
 };
 
 struct policy_access {

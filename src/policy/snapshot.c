@@ -218,6 +218,21 @@ static int build_access(struct policy_snapshot *s, const json_t *list, struct po
         a->id = str(d, "id");
         a->client = strmap_get(&s->client_by_id, str(d, "client"));
         a->system = strmap_get(&s->system_by_id, str(d, "system"));
+        const char *cref = str(d, "client");
+        if (!a->client && (strncmp(cref, "https://", 8) == 0 || strncmp(cref, "http://", 7) == 0)) {
+            /* a client ID metadata document's URL: a public client known by its URL, whose
+             * redirect URIs the document gives at request time (oauth/cimd.c) */
+            struct policy_client *c = arena_alloc(s, sizeof(*c));
+            if (!c)
+                return ERR_NOMEM;
+            c->id = c->name = cref;
+            c->auth = POLICY_AUTH_NONE;
+            c->grant_types = POLICY_GT_AUTHORIZATION_CODE;
+            c->metadata_document = true;
+            if (strmap_put(&s->client_by_id, c->id, c, NULL) < 0)
+                return ERR_NOMEM;
+            a->client = c;
+        }
         if (!a->client)
             return err_at(e, d, "client", "access policy \"%s\": client \"%s\" does not exist%s",
                           a->id, str(d, "client"), "");

@@ -651,3 +651,99 @@ test('enterprise IdP (oidc-provider): authorize → IdP login → /oauth/callbac
   assert.equal(replay.status, 400);
   assert.match(replay.text, /completed already|unknown or expired/);
 });
+
+// Client ID metadata documents: a URL as client_id, fetched by mcpauth (loopback http is
+// allowed in --dev only), cached, and guarded against SSRF.
+async function startDocServer(t) {
+  const http = await import('node:http');
+  const { freePort } = await import('./lib/server.mjs');
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const hits = new Map();
+  const docs = {
+    '/good.json': (url) => ({ client_id: url, client_name: 'Doc client', redirect_uris: ['http://127.0.0.1:45678/callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }),
+    '/wrong-id.json': () => ({ client_id: `${base}/other.json`, redirect_uris: ['http://127.0.0.1:45678/callback'] }),
+    '/secret.json': (url) => ({ client_id: url, redirect_uris: ['http://127.0.0.1:45678/callback'], token_endpoint_auth_method: 'client_secret_basic' }),
+    '/bad-redirect.json': (url) => ({ client_id: url, redirect_uris: ['http://evil.example/cb'] }),
+    '/big.json': (url) => ({ client_id: url, redirect_uris: ['http://127.0.0.1:45678/callback'], pad: 'x'.repeat(17 * 1024) }),
+  };
+  const server = http.createServer((req, res) => {
+    hits.set(req.url, (hits.get(req.url) || 0) + 1);
+    if (req.url === '/redirect.json') {
+      res.writeHead(302, { location: '/good.json' });
+      return res.end();
+    }
+    const make = docs[req.url];
+    if (!make) {
+      res.writeHead(404);
+      return res.end();
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(make(`${base}${req.url}`)));
+  });
+  server.listen(port, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => new Promise((r) => server.close(r)));
+  return { base, hits };
+}
+
+test('client ID metadata document: fetched once, a stranger is refused by policy, an admin-named one completes the flow', async (t) => {
+  const env = await setup(t);
+  const ds = await startDocServer(t);
+  const url = `${ds.base}/good.json`;
+  const req = codeRequest(env.srv, { client_id: url });
+  const stranger = redirectParams(await authorize(env.srv, req.params), req.params.redirect_uri);
+  assert.equal(stranger.error, 'unauthorized_client', JSON.stringify(stranger));
+  assert.match(stranger.error_description, /^No active access policy/);
+  const [sev] = await events(env.srv, 'authorize.request', `client eq "${url}"`);
+  assertFields(sev, { outcome: 'denied', reason: 'no_access_policy', client: url });
+  // a redirect URI the document does not list: a page, not a redirect
+  const off = await authorize(env.srv, codeRequest(env.srv, { client_id: url, redirect_uri: 'https://app.example/cb' }).params);
+  assert.equal(off.status, 400);
+  assert.equal(off.headers.location, undefined);
+  assert.equal(ds.hits.get('/good.json'), 1, 'the document is cached');
+
+  ok(await env.srv.api('POST', '/api/v1/access-policies', { id: 'doc-docs', client: url, system: 'docs' }), 201);
+  const req2 = codeRequest(env.srv, { client_id: url, scope: 'docs:read' });
+  const q = await devCode(env.srv, req2, 'alice@example.com', 'engineering');
+  assert.ok(q.code, JSON.stringify(q));
+  const tok = await redeem(env, req2, q.code);
+  assert.equal(tok.status, 200, tok.text);
+  const { payload } = await jose.jwtVerify(tok.json.access_token, env.jwks, { issuer: env.issuer, audience: env.docs });
+  assert.equal(payload.client_id, url);
+  assert.equal(ds.hits.get('/good.json'), 1, 'still one fetch');
+});
+
+test('client ID metadata documents: hostile URLs and bad documents are refused (SSRF guard), never redirected to', async (t) => {
+  const env = await setup(t);
+  const ds = await startDocServer(t);
+  const cases = [
+    ['http://169.254.169.254/latest/meta-data/', /loopback/],
+    ['https://169.254.169.254/latest/meta-data/', /link-local address: refused/],
+    ['https://10.0.0.1/client.json', /private address: refused/],
+    ['https://192.168.1.10/client.json', /private address: refused/],
+    ['https://[::ffff:10.0.0.1]/client.json', /private address: refused/],
+    ['https://[fe80::1]/client.json', /link-local/],
+    ['https://0.0.0.0/client.json', /unspecified address: refused/],
+    ['https://224.0.0.1/client.json', /multicast/],
+    ['https://[::]/client.json', /unspecified/],
+    ['ftp://127.0.0.1/client.json', /unknown client|https/],
+    [`${ds.base}/`, /must have a path/],
+    [`${ds.base}/wrong-id.json`, /client_id is not its URL/],
+    [`${ds.base}/secret.json`, /only public clients/],
+    [`${ds.base}/bad-redirect.json`, /redirect_uris\[0\] is not allowed/],
+    [`${ds.base}/big.json`, /larger than 16384 bytes/],
+    [`${ds.base}/redirect.json`, /HTTP 302 \(redirects are not followed\)/],
+    [`${ds.base}/missing.json`, /HTTP 404/],
+  ];
+  for (const [url, why] of cases) {
+    const r = await authorize(env.srv, codeRequest(env.srv, { client_id: url }).params);
+    assert.equal(r.status, 400, `${url}: ${r.status} ${r.text}`);
+    assert.equal(r.headers.location, undefined, url);
+    const text = r.text.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+    assert.match(text, why, url);
+    const ev = await eventOf(env.srv, 'authorize.request', r);
+    assertFields(ev, { outcome: 'denied', reason: 'invalid_client', client: url }, `event for ${url}`);
+  }
+  assert.equal(ds.hits.get('/good.json'), undefined, 'the redirect was not followed');
+});

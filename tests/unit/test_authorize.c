@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "oauth/authorize.h"
+#include "policy/policy.h"
 
 static void test_pkce(void **state)
 {
@@ -279,6 +280,50 @@ static void test_register_validate(void **state)
     free(big);
 }
 
+/* An access policy may name a client ID metadata document's URL: the snapshot then knows
+ * a public authorization_code client by that URL. */
+static void test_metadata_document_client(void **state)
+{
+    (void)state;
+    const char *url = "https://app.example/client.json";
+    json_t *ap = json_pack("{s:s, s:s, s:s}", "id", "ap", "client", url, "system", "docs");
+    json_t *out = NULL;
+    char *id = NULL;
+    struct policy_error e;
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(policy_normalize(STORE_ACCESS_POLICIES, ap, NULL, "", &out, &id, &e), 0);
+    free(id);
+    json_t *bad = json_pack("{s:s, s:s, s:s}", "id", "ap2", "client", "ftp://x/y", "system", "docs");
+    json_t *out2 = NULL;
+    assert_int_equal(policy_normalize(STORE_ACCESS_POLICIES, bad, NULL, "", &out2, &id, &e),
+                     ERR_INVAL);
+    json_t *sys = json_pack("{s:s, s:s, s:[s], s:s}", "id", "docs", "audience",
+                            "https://as.example", "resource_urls", "https://as.example/mcp",
+                            "token_type", "access_token");
+    json_t *sys_n = NULL;
+    assert_int_equal(policy_normalize(STORE_SYSTEMS, sys, NULL, "", &sys_n, &id, &e), 0);
+    free(id);
+    struct policy_input in = {0};
+    in.lists[STORE_SYSTEMS] = json_pack("[o]", sys_n);
+    in.lists[STORE_ACCESS_POLICIES] = json_pack("[O]", out);
+    struct policy_snapshot *snap = NULL;
+    assert_int_equal(policy_snapshot_build(&in, &snap, &e), 0);
+    const struct policy_client *c = policy_client_by_id(snap, url);
+    assert_non_null(c);
+    assert_true(c->metadata_document);
+    assert_int_equal(c->auth, POLICY_AUTH_NONE);
+    assert_int_equal(c->grant_types, POLICY_GT_AUTHORIZATION_CODE);
+    assert_int_equal(snap->n_access, 1);
+    assert_ptr_equal(snap->access[0].client, c);
+    policy_snapshot_unref(snap);
+    json_decref(in.lists[STORE_SYSTEMS]);
+    json_decref(in.lists[STORE_ACCESS_POLICIES]);
+    json_decref(out);
+    json_decref(ap);
+    json_decref(bad);
+    json_decref(sys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_code_lifecycle),
         cmocka_unit_test(test_rate_limiter),
         cmocka_unit_test(test_register_validate),
+        cmocka_unit_test(test_metadata_document_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
