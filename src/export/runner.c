@@ -303,6 +303,10 @@ static void *work(void *p)
         if (sleep_unless_stopped(w, 1000))
             goto out;
     }
+    /* a cursor lost to a power cut only means sending again (at least once): never fsync
+     * for it, so a cursor commit never holds the write lock over a disk flush that the
+     * audit writer, and with it issuance, would wait behind */
+    store_set_sync(st, STORE_SYNC_PROCESS);
     int r = store_cursor_get(st, w->id, &cur);
     if (r == ERR_NOTFOUND) {
         cur = 0;
@@ -484,6 +488,8 @@ int export_manager_new(const struct export_manager_config *cfg, struct export_ma
     m->cfg.store_url = m->store_url;
     m->cfg.node = m->node;
     int r = m->store_url && m->node ? store_open(m->store_url, &m->st, d) : ERR_NOMEM;
+    if (r == 0)
+        store_set_sync(m->st, STORE_SYNC_PROCESS); /* see work() */
     if (r < 0) {
         free(m->store_url);
         free(m->node);
