@@ -26,8 +26,9 @@ export const binary = process.env.MCPAUTH_BIN
 
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 10_000;
-const CLI_TIMEOUT_MS = 15_000;
+// generous: an apply hashes client secrets (PBKDF2, 210k rounds) and runs under ASan in `make test`
+const REQUEST_TIMEOUT_MS = 30_000;
+const CLI_TIMEOUT_MS = 40_000;
 
 /** Every server this process started, for the failure report and the exit handler. */
 const servers = new Set();
