@@ -1,7 +1,9 @@
 // app.js — the console's shell: sign-in, the page router (#/logs, #/trace,
-// #/systems, #/clients, #/access-policies, #/settings/exporters) and sign-out.
-// Each page module exports mount(container) and returns a function that
-// stops whatever it started (streams, timers) when the page is left.
+// #/systems, #/clients, #/access-policies, #/grants, #/keys,
+// #/settings/exporters; a page may take a query, #/logs?id=…), the menu
+// button of narrow screens, and sign-out. Each page module exports
+// mount(container, params) and returns a function that stops whatever it
+// started (streams, timers) when the page is left.
 import { api, ApiError, session, setUnauthorizedHandler } from './api.js';
 import * as exporters from './exporters.js';
 import * as logs from './logs.js';
@@ -14,6 +16,8 @@ const pages = {
   systems: { title: 'Systems', mount: objects.mountSystems },
   clients: { title: 'Clients', mount: objects.mountClients },
   'access-policies': { title: 'Access policies', mount: objects.mountPolicies },
+  grants: { title: 'Grants', mount: objects.mountGrants },
+  keys: { title: 'Signing keys', mount: objects.mountKeys },
   exporters: { title: 'Exporters', mount: exporters.mount },
 };
 
@@ -21,7 +25,7 @@ const $ = (id) => document.getElementById(id);
 let unmount = null;
 
 function pageOf(hash) {
-  const p = hash.replace(/^#\/?/, '');
+  const p = hash.replace(/^#\/?/, '').replace(/\?.*$/, '');
   if (p === 'settings/exporters' || p === 'settings' || p.startsWith('settings/')) return 'exporters';
   return pages[p] ? p : 'logs';
 }
@@ -41,7 +45,10 @@ function route() {
   if (!session.token) return;
   leave();
   const name = pageOf(location.hash);
+  const q = location.hash.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : location.hash.slice(q + 1));
   const view = $('view');
+  setMenu(false);
   view.replaceChildren();
   view.dataset.page = name;
   for (const a of document.querySelectorAll('#nav a')) {
@@ -49,7 +56,13 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   document.title = `${pages[name].title} · mcpauth`;
-  unmount = pages[name].mount(view) || null;
+  unmount = pages[name].mount(view, params) || null;
+}
+
+/** Narrow screens: the nav is a menu opened by a button (CSS hides it otherwise). */
+function setMenu(open) {
+  $('menu').setAttribute('aria-expanded', String(open));
+  $('nav').classList.toggle('open', open);
 }
 
 function showSignIn(message) {
@@ -57,6 +70,7 @@ function showSignIn(message) {
   $('view').hidden = true;
   $('view').replaceChildren();
   $('nav').hidden = true;
+  $('menu').hidden = true;
   $('signout').hidden = true;
   $('signin').hidden = false;
   const err = $('signin-error');
@@ -69,6 +83,7 @@ function showSignIn(message) {
 function showConsole() {
   $('signin').hidden = true;
   $('nav').hidden = false;
+  $('menu').hidden = false;
   $('signout').hidden = false;
   $('view').hidden = false;
   route();
@@ -110,6 +125,7 @@ function signOut() {
 document.addEventListener('DOMContentLoaded', () => {
   $('signin-form').addEventListener('submit', signIn);
   $('signout').addEventListener('click', signOut);
+  $('menu').addEventListener('click', () => setMenu($('menu').getAttribute('aria-expanded') !== 'true'));
   window.addEventListener('hashchange', route);
   setUnauthorizedHandler(() => {
     session.clear();

@@ -15,7 +15,9 @@ export function h(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else if (k === 'hidden' || k === 'disabled' || k === 'checked' || k === 'selected' || k === 'required') el[k] = Boolean(v);
+    else if (k === 'selected') el.defaultSelected = el.selected = true; // a form's reset comes back to it
+    else if (k === 'checked') el.defaultChecked = el.checked = true;
+    else if (k === 'hidden' || k === 'disabled' || k === 'required') el[k] = Boolean(v);
     else if (k === 'value') el.value = String(v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
@@ -96,4 +98,49 @@ export function timeText(iso) {
   if (Number.isNaN(d.getTime())) return iso;
   const pad = (n, w = 2) => String(n).padStart(w, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/**
+ * The state row of a table body: 'loading' (while the first answer is on its
+ * way), 'empty' (the answer had no rows) or 'error' (it failed; the page's
+ * notice says why). One full-width cell, so the header stays as it is.
+ */
+export function tableState(tbody, cols, kind, text) {
+  const role = kind === 'error' ? 'alert' : 'status';
+  tbody.replaceChildren(h('tr', { class: `state ${kind}`, 'data-state': kind }, h('td', { colspan: cols, role }, text)));
+}
+
+/** A definition list from [term, value] pairs (value: text or nodes); null values as an en dash. */
+export function dl(pairs, className) {
+  return h(
+    'dl',
+    { class: className || 'facts' },
+    pairs.map(([k, v, cls]) => [h('dt', {}, k), h('dd', { class: cls || null }, v instanceof Node || Array.isArray(v) ? v : txt(v))]),
+  );
+}
+
+/** A button that asks for a second press within 5 s before it runs `fn`. */
+export function confirmButton(label, confirmLabel, fn, cls = 'danger') {
+  const b = h('button', { type: 'button', class: cls }, label);
+  let armed = null;
+  b.addEventListener('click', async () => {
+    if (!armed) {
+      b.textContent = confirmLabel;
+      armed = setTimeout(() => {
+        armed = null;
+        b.textContent = label;
+      }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    b.disabled = true;
+    try {
+      await fn();
+    } finally {
+      b.disabled = false;
+      b.textContent = label;
+    }
+  });
+  return b;
 }

@@ -3,8 +3,10 @@
 // with fetch() and a ReadableStream reader, and the Server-Sent Events are
 // parsed here. Entries are not retained by the server: the table shows what
 // arrived since the page opened, newest first, at most MAX_ROWS of them.
+// Each row links to its durable audit event (#/logs?id=EVENT_ID: the System
+// log filtered by that id, with the event's panel open).
 import { api } from './api.js';
-import { field, h, notice, select, severityBadge, table, timeText, txt } from './dom.js';
+import { field, h, notice, select, severityBadge, table, tableState, timeText, txt } from './dom.js';
 
 const MAX_ROWS = 500;
 const RETRY_MS = 3000;
@@ -72,8 +74,11 @@ export function mount(view) {
   const held = h('span', { class: 'held', 'aria-live': 'polite' });
   const dropped = h('p', { id: 'trace-dropped', class: 'notice warning', role: 'alert', hidden: true });
   const err = notice('error');
-  const { table: t, tbody } = table(null, ['Time', 'Client IP', 'Endpoint', 'Client workload', 'Server workload', 'Access policy', 'Severity', 'Message'], 'grid trace');
+  const HEADERS = ['Time', 'Client IP', 'Endpoint', 'Access policy', 'Redirect URI / client workload', 'Resource server / server workload', 'Severity', 'Message', 'Audit event'];
+  const { table: t, tbody } = table(null, HEADERS, 'grid trace');
   t.id = 'trace-table';
+  const waitingRow = () => tableState(tbody, HEADERS.length, 'empty', 'Waiting for authorization requests… Entries appear here as they are decided.');
+  waitingRow();
 
   view.append(
     h('h1', {}, 'MCP Authorization Tracing'),
@@ -108,28 +113,43 @@ export function mount(view) {
     return s ? `/api/v1/trace?${s}` : '/api/v1/trace';
   }
 
+  /** A workload cell: the matched workload (or "no match"), and under it what was presented. */
+  function workload(name, presented, presentedLabel) {
+    return [
+      name ? h('span', { class: 'wl' }, txt(name)) : h('span', { class: 'wl none' }, 'no match'),
+      presented ? h('small', { class: 'sub', title: presentedLabel }, txt(presented)) : null,
+    ];
+  }
+
   function row(e) {
     const ap = e.access_policy;
     const policy =
       ap && typeof ap === 'object'
         ? [txt(ap.id), ' ', h('span', { class: ap.active ? 'tag on' : 'tag off' }, ap.active ? 'active' : 'inactive')]
-        : '–';
+        : h('span', { class: 'tag off' }, 'none active');
     const sev = typeof e.severity === 'string' ? e.severity : 'unknown';
+    const id = typeof e.event_id === 'string' && e.event_id ? e.event_id : null;
+    const link = id
+      ? h('a', { href: `#/logs?${new URLSearchParams({ id })}`, class: 'event-link', title: `Open audit event ${id} in the System log` }, 'Event')
+      : h('span', { class: 'hint', title: 'The audit event of this request could not be stored' }, '–');
     return h(
       'tr',
-      { class: `sev-row-${['info', 'warning', 'error'].includes(sev) ? sev : 'unknown'}`, 'data-event-id': txt(e.event_id) },
-      h('td', { title: txt(e.time) }, timeText(e.time)),
+      { class: `entry sev-row-${['info', 'warning', 'error'].includes(sev) ? sev : 'unknown'}`, 'data-event-id': id || '' },
+      h('td', { class: 'time', title: txt(e.time) }, timeText(e.time)),
       h('td', {}, txt(e.client_ip)),
       h('td', {}, txt(e.endpoint)),
-      h('td', {}, txt(e.client_workload)),
-      h('td', {}, txt(e.server_workload)),
-      h('td', {}, policy),
+      h('td', { class: 'policy' }, policy),
+      h('td', { class: 'client-wl' }, workload(e.client_workload, e.redirect_uri, 'redirect URI')),
+      h('td', { class: 'server-wl' }, workload(e.server_workload, e.resource, 'resource server (resource or audience presented)')),
       h('td', {}, severityBadge(e.severity)),
       h('td', { class: 'message' }, txt(e.message)),
+      h('td', {}, link),
     );
   }
 
   function show(entries) {
+    if (!entries.length) return;
+    if (tbody.querySelector('tr.state')) tbody.replaceChildren();
     const frag = document.createDocumentFragment();
     for (let i = entries.length - 1; i >= 0; i--) frag.append(row(entries[i]));
     tbody.prepend(frag);
@@ -206,7 +226,7 @@ export function mount(view) {
     }
   });
   clear.addEventListener('click', () => {
-    tbody.replaceChildren();
+    waitingRow();
     waiting = [];
     held.textContent = '';
     droppedTotal = 0;
