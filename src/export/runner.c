@@ -136,7 +136,8 @@ static void fetched_reset(struct fetched *f)
 {
     for (size_t i = 0; i < f->n; i++) {
         json_decref(f->evs[i]);
-        buf_done(&f->data[i]);
+        f->evs[i] = NULL;
+        buf_reset(&f->data[i]); /* storage kept for the next batch */
     }
     f->n = 0;
     f->last_seq = 0;
@@ -145,6 +146,8 @@ static void fetched_reset(struct fetched *f)
 static void fetched_done(struct fetched *f)
 {
     fetched_reset(f);
+    for (size_t i = 0; f->data && i < f->cap; i++)
+        buf_done(&f->data[i]);
     free(f->rec);
     free(f->evs);
     free(f->data);
@@ -162,30 +165,45 @@ struct fetch_ctx {
     enum audit_format fmt;
 };
 
-static int fetch_one(const char *doc, int64_t seq, void *arg)
+/* One record: its encoding, then its id, time, type and severity, NUL-separated in one
+ * buffer. JSON is the stored document itself (canonical already, as downloads send it):
+ * no parse, no re-encoding — the exporter's hot path. */
+static int fetch_one(const struct store_event *row, void *arg)
 {
     struct fetch_ctx *c = arg;
     struct fetched *f = c->f;
     if (f->n == f->cap)
         return 1; /* cannot happen: the query's limit is the capacity */
-    json_t *ev = json_loads(doc, 0, NULL);
     size_t i = f->n;
-    buf_init(&f->data[i], RECORD_MAX);
-    f->evs[i] = ev;
-    f->last_seq = seq;
+    struct buf *b = &f->data[i];
+    json_t *ev = NULL;
     /* an event that does not parse or encode still takes its place: the sink gets an
      * empty record it will refuse, and it is parked, never silently skipped */
-    if (ev)
-        audit_encode(c->fmt, ev, &f->data[i]);
+    if (c->fmt == AUDIT_FMT_JSON) {
+        buf_puts(b, row->doc);
+    } else if ((ev = json_loads(row->doc, 0, NULL)) != NULL) {
+        audit_encode(c->fmt, ev, b);
+    }
+    size_t len = b->len, at[4];
+    const char *meta[4] = {row->id, row->time, row->type, row->severity};
+    for (int k = 0; k < 4; k++) {
+        buf_append(b, "", 1);
+        at[k] = b->len;
+        buf_puts(b, meta[k] ? meta[k] : "");
+    }
+    f->evs[i] = ev;
+    f->last_seq = row->seq;
+    const char *base = b->data ? b->data : "";
+    bool whole = b->data && b->len > at[3];
     f->rec[i] = (struct export_record){
-        .seq = seq,
-        .id = str_of(ev, "id"),
-        .time = str_of(ev, "time"),
-        .type = str_of(ev, "type"),
-        .severity = str_of(ev, "severity"),
+        .seq = row->seq,
+        .id = whole ? base + at[0] : "",
+        .time = whole ? base + at[1] : "",
+        .type = whole ? base + at[2] : "",
+        .severity = whole ? base + at[3] : "",
         .ev = ev,
-        .data = f->data[i].data ? f->data[i].data : "",
-        .len = f->data[i].len,
+        .data = base,
+        .len = b->data ? len : 0,
     };
     f->n++;
     return 0;
@@ -292,6 +310,8 @@ static void *work(void *p)
     f.rec = calloc(f.cap, sizeof(*f.rec));
     f.evs = calloc(f.cap, sizeof(*f.evs));
     f.data = calloc(f.cap, sizeof(*f.data));
+    for (size_t i = 0; f.data && i < f.cap; i++)
+        buf_init(&f.data[i], RECORD_MAX);
     int64_t cur = 0, first_pending = 0;
     if (!f.rec || !f.evs || !f.data) {
         set_error(w, "out of memory");
@@ -364,7 +384,7 @@ static void *work(void *p)
         struct store_query q = {.filter = w->filter, .after_seq = cur, .limit = f.cap};
         struct fetch_ctx fc = {&f, w->cfg.format};
         fetched_reset(&f);
-        if (store_events_query(st, &q, fetch_one, &fc) < 0) {
+        if (store_events_query_rows(st, &q, fetch_one, &fc) < 0) {
             set_error(w, "cannot read the audit log");
             if (sleep_unless_stopped(w, 1000))
                 break;

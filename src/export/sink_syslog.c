@@ -17,8 +17,9 @@
  * - tcp, tls: the whole batch, framed into one buffer, was written on the
  *   connection. Syslog over TCP has no application acknowledgement; a connection
  *   the receiver has closed is noticed before writing (it turns readable) and
- *   replaced, which covers a receiver restart between batches, but bytes in
- *   flight when a receiver dies are lost. Any error closes the connection and
+ *   replaced; on every new connection the previous batch is written again before
+ *   the next one, since it may have died in the socket buffers with the receiver
+ *   (at least once; receivers drop duplicates by event id). Any error closes the connection and
  *   returns ERR_IO with acked = 0 (the runner sends the batch again). TLS checks
  *   the certificate chain and name by default; in TLS 1.3 a server refuses a
  *   client certificate only after the handshake, so when it asked for one the
@@ -107,6 +108,7 @@ struct sink {
     char relp_error[160]; /* the first of them */
 
     struct buf out;     /* the batch: messages back to back, framed for tcp and tls */
+    struct buf prev;    /* tcp, tls: the last batch written, sent again on a new connection */
     struct span *spans; /* each record's message (udp, relp) */
     size_t spans_cap;
 };
@@ -471,10 +473,9 @@ static int tls_handshake(struct sink *s, int64_t deadline, struct sink_result *r
 }
 
 /* Writes all of s->out before `deadline`. */
-static int stream_write(struct sink *s, int64_t deadline, struct sink_result *res)
+static int stream_write(struct sink *s, const char *p, size_t left, int64_t deadline,
+                        struct sink_result *res)
 {
-    const char *p = s->out.data;
-    size_t left = s->out.len;
     while (left) {
         short want;
         if (s->ssl) {
@@ -516,6 +517,11 @@ static int stream_send(struct sink *s, const struct export_batch *b, struct sink
         return fail(s, res, ERR_IO, "out of memory framing %zu records", b->n);
     if (s->fd >= 0 && !stream_alive(s, NULL))
         drop_conn(s);
+    /* Syslog over a stream has no acknowledgement: the last batch, written to a connection
+     * that has since been closed or failed, may have died in the socket buffers with the
+     * receiver. On every new connection it goes again first (at least once: receivers
+     * drop duplicates by event id), so a receiver restart loses nothing that was written. */
+    bool resend = s->fd < 0 && s->prev.len > 0;
     if (s->fd < 0) {
         int64_t deadline = now_ms() + s->timeout_ms;
         int r = sock_connect(s, SOCK_STREAM, deadline, res);
@@ -526,11 +532,16 @@ static int stream_send(struct sink *s, const struct export_batch *b, struct sink
             return r;
         }
     }
-    int r = stream_write(s, now_ms() + s->timeout_ms, res);
+    int r = resend ? stream_write(s, s->prev.data, s->prev.len, now_ms() + s->timeout_ms, res) : 0;
+    if (r == 0)
+        r = stream_write(s, s->out.data, s->out.len, now_ms() + s->timeout_ms, res);
     if (r < 0) {
         drop_conn(s);
         return r;
     }
+    buf_reset(&s->prev);
+    if (buf_append(&s->prev, s->out.data, s->out.len) < 0)
+        buf_reset(&s->prev); /* cannot keep it: a later reconnect resends nothing */
     res->acked = b->n;
     return 0;
 }
@@ -723,6 +734,7 @@ static void close_(struct sink *s)
     free(s->tls_name);
     free(s->spans);
     buf_done(&s->out);
+    buf_done(&s->prev);
     free(s);
 }
 
@@ -760,6 +772,7 @@ static int open_(const struct exporter_config *cfg, struct sink **ret, struct er
     s->timeout_ms = cfg->timeout_ms > 0 && cfg->timeout_ms < 3600000 ? (int)cfg->timeout_ms : 10000;
     snprintf(s->port, sizeof(s->port), "%d", cfg->port > 0 ? cfg->port : transports[ti].port);
     buf_init(&s->out, 0);
+    buf_init(&s->prev, 0);
     int r = 0;
     s->host = strdup(cfg->host);
     if (!s->host) {

@@ -153,16 +153,19 @@ static int compile(struct compiler *c, const struct store_filter *f, int depth)
     return r;
 }
 
-int store_events_query(struct store *s, const struct store_query *q,
-                       int (*fn)(const char *doc, int64_t seq, void *arg), void *arg)
+static int query_run(struct store *s, const struct store_query *q,
+                     int (*fn)(const char *doc, int64_t seq, void *arg),
+                     int (*row_fn)(const struct store_event *ev, void *arg), void *arg)
 {
-    if (!q || !fn)
+    if (!q || (!fn && !row_fn))
         return ERR_INVAL;
     struct compiler *c = calloc(1, sizeof(*c));
     if (!c)
         return ERR_NOMEM;
     buf_init(&c->sql, 64 * 1024);
-    int r = buf_puts(&c->sql, "SELECT seq, doc FROM audit_events WHERE 1");
+    int r = buf_puts(&c->sql, row_fn ? "SELECT seq, doc, id, time, type, severity"
+                                       " FROM audit_events WHERE 1"
+                                     : "SELECT seq, doc FROM audit_events WHERE 1");
     if (r == 0 && q->filter) {
         r = buf_puts(&c->sql, " AND (");
         if (r == 0)
@@ -209,7 +212,19 @@ int store_events_query(struct store *s, const struct store_query *q,
                 r = ERR_CORRUPT;
                 break;
             }
-            r = fn(doc, sqlite3_column_int64(st, 0), arg);
+            if (row_fn) {
+                struct store_event ev = {
+                    .seq = sqlite3_column_int64(st, 0),
+                    .doc = doc,
+                    .id = (const char *)sqlite3_column_text(st, 2),
+                    .time = (const char *)sqlite3_column_text(st, 3),
+                    .type = (const char *)sqlite3_column_text(st, 4),
+                    .severity = (const char *)sqlite3_column_text(st, 5),
+                };
+                r = row_fn(&ev, arg);
+            } else {
+                r = fn(doc, sqlite3_column_int64(st, 0), arg);
+            }
         }
         if (r == 0 && rc != SQLITE_DONE)
             r = store_sqlite_err(rc);
@@ -221,6 +236,18 @@ int store_events_query(struct store *s, const struct store_query *q,
     buf_done(&c->sql);
     free(c);
     return r;
+}
+
+int store_events_query(struct store *s, const struct store_query *q,
+                       int (*fn)(const char *doc, int64_t seq, void *arg), void *arg)
+{
+    return query_run(s, q, fn, NULL, arg);
+}
+
+int store_events_query_rows(struct store *s, const struct store_query *q,
+                            int (*fn)(const struct store_event *ev, void *arg), void *arg)
+{
+    return query_run(s, q, NULL, fn, arg);
 }
 
 int store_events_max_seq(struct store *s, int64_t *ret)

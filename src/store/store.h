@@ -159,6 +159,11 @@ int store_jti_scan(struct store *s, int64_t now,
  * is malformed (a programming error: logs/ builds only valid trees). */
 int store_events_query(struct store *s, const struct store_query *q,
                        int (*fn)(const char *doc, int64_t seq, void *arg), void *arg);
+/* The same, handing each match's indexed columns too (seq, doc, id, time, type, severity;
+ * the other members NULL), so a reader that needs only those need not parse the document.
+ * Pointers are valid during the call. */
+int store_events_query_rows(struct store *s, const struct store_query *q,
+                            int (*fn)(const struct store_event *ev, void *arg), void *arg);
 /* The highest seq (0 when empty). */
 int store_events_max_seq(struct store *s, int64_t *ret);
 /* Reads events with seq in [from, to] (to 0 = the end) in order, with their stored hash,
