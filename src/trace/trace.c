@@ -139,8 +139,9 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
     const char *outcome = str(ev, "outcome");
     bool ok = outcome && (strcmp(outcome, "granted") == 0 || strcmp(outcome, "success") == 0);
     if (is_register) {
-        buf_printf(&msg, "%s %s", ok ? "registered client" : "registration refused",
-                   client ? client : "");
+        buf_puts(&msg, ok ? "registered client" : "registration refused");
+        if (client) /* a refused registration has no client id: no dangling space */
+            buf_printf(&msg, " %s", client);
         if (!ok && detail)
             buf_printf(&msg, ": %s", detail);
     } else if (!client_ok && reason &&
@@ -162,6 +163,13 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
         buf_printf(&msg, "Both workloads matched (%s, %s); the access policy is inactive or does "
                          "not exist",
                    client ? client : "?", system ? system : "?");
+    } else if (ok && strcmp(type, "authorize.request") == 0 && str(req, "phase") &&
+               strcmp(str(req, "phase"), "request") == 0) {
+        /* no user yet: nothing is granted, the browser goes to sign in */
+        const char *via = str(req, "sign_in");
+        buf_printf(&msg, "sent to sign-in%s%s%s", via ? " (" : "", via ? via : "", via ? ")" : "");
+        if (detail)
+            buf_printf(&msg, "; %s", detail);
     } else if (json_array_size(json_object_get(ev, "scopes")) &&
                (ok || (reason && (strcmp(reason, "scope_not_enabled") == 0 ||
                                   strcmp(reason, "no_grant") == 0)))) {

@@ -258,6 +258,19 @@ static void entry_other_types_ignored(void **state)
     json_t *e = trace_entry_from_event(ev, NULL);
     assert_entry_shape(e);
     assert_string_equal(sget(e, "client_workload"), "dyn-1");
+    assert_string_equal(sget(e, "message"), "registered client dyn-1");
+    json_decref(e);
+    json_decref(ev);
+    /* a refused registration has no client: "registration refused: why" */
+    ev = event(&(struct evspec){.type = "client.register", .outcome = "failure",
+                                .severity = "error", .reason = "invalid_request",
+                                .detail = "the client metadata is larger than 16 KiB"});
+    e = trace_entry_from_event(ev, NULL);
+    assert_entry_shape(e);
+    assert_true(json_is_null(json_object_get(e, "client_workload")));
+    assert_string_equal(sget(e, "severity"), "error");
+    assert_string_equal(sget(e, "message"),
+                        "registration refused: the client metadata is larger than 16 KiB");
     json_decref(e);
     json_decref(ev);
     ev = event(&(struct evspec){.type = "authorize.request", .outcome = "granted",
@@ -265,6 +278,18 @@ static void entry_other_types_ignored(void **state)
                                 .system = "github", .policy = "desktop-github"});
     e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
+    assert_string_equal(sget(e, "message"), "granted"); /* no phase: the plain outcome */
+    json_decref(e);
+    /* the authorization request before sign-in: nothing granted yet, the sign-in named */
+    json_t *req = json_object_get(ev, "request");
+    json_object_set_new(req, "endpoint", json_string("authorize"));
+    json_object_set_new(req, "phase", json_string("request"));
+    json_object_set_new(req, "sign_in", json_string("development"));
+    e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
+    assert_entry_shape(e);
+    assert_string_equal(sget(e, "endpoint"), "authorize");
+    assert_string_equal(sget(e, "severity"), "info");
+    assert_string_equal(sget(e, "message"), "sent to sign-in (development)");
     json_decref(e);
     json_decref(ev);
 }
