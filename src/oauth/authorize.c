@@ -298,31 +298,6 @@ static void redirect_error(struct areq *a, struct oauth_front_reply *out, enum p
     out->event = build_event(a, 0);
 }
 
-/* RFC 6749 §3.3 scope tokens. */
-static int split_scopes(char *s, const char **out, size_t *n)
-{
-    *n = 0;
-    for (char *p = s; *p;) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        char *start = p;
-        while (*p && *p != ' ') {
-            unsigned char c = (unsigned char)*p;
-            if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e)
-                return -1;
-            p++;
-        }
-        if (*p)
-            *p++ = '\0';
-        if (*n >= DECIDE_MAX_SCOPES)
-            return -1;
-        out[(*n)++] = start;
-    }
-    return 0;
-}
-
 /* The client by id: a policy client, or the document behind a URL client_id (known to
  * the policy when an access policy names the URL, else a stranger the decision will
  * refuse with no_access_policy — after its document was checked). */
@@ -604,7 +579,7 @@ void oauth_authorize(struct oauth *o, const struct oauth_front_in *in,
     }
     if (a.scope) {
         a.scope_copy = strdup(a.scope);
-        if (!a.scope_copy || split_scopes(a.scope_copy, a.scopes, &a.n_scopes) < 0) {
+        if (!a.scope_copy || oauth_split_scopes(a.scope_copy, a.scopes, &a.n_scopes) < 0) {
             redirect_error(&a, out, REASON_INVALID_REQUEST, "invalid_scope",
                            "scope: not a list of at most %d scope tokens", DECIDE_MAX_SCOPES);
             goto done;
@@ -692,7 +667,7 @@ static int resume(struct areq *a, struct authz_pending *p, struct oauth_front_re
     a->redirect_ok = 1;
     if (a->scope) {
         a->scope_copy = strdup(a->scope);
-        if (!a->scope_copy || split_scopes(a->scope_copy, a->scopes, &a->n_scopes) < 0) {
+        if (!a->scope_copy || oauth_split_scopes(a->scope_copy, a->scopes, &a->n_scopes) < 0) {
             redirect_error(a, out, REASON_INVALID_REQUEST, "server_error", "out of memory");
             return -1;
         }

@@ -137,3 +137,7 @@ int same_audience(const char *a, const char *b);
 /* RFC 7515 §4.1.9: media types compare case-insensitively and "application/" may be
  * left out. 1 when `typ` (may be NULL) names `want`. */
 int typ_is(const char *typ, const char *want);
+
+/* RFC 6749 §3.3: splits `s` in place into scope tokens (at most DECIDE_MAX_SCOPES) on
+ * spaces. 0, -1 for a character a scope token cannot hold, -2 for too many (token.c). */
+int oauth_split_scopes(char *s, const char **out, size_t *n);

@@ -59,8 +59,7 @@ static void deny(struct treq *t, enum policy_reason r, const char *fmt, ...)
     t->d.access = acc;
 }
 
-/* RFC 6749 §3.3 scope tokens, split on single spaces. */
-static int split_scopes(char *s, const char **out, size_t *n)
+int oauth_split_scopes(char *s, const char **out, size_t *n)
 {
     *n = 0;
     for (char *p = s; *p;) {
@@ -130,7 +129,7 @@ static int early_steps(struct treq *t)
     const char *scope = form_get(f, "scope");
     if (scope) {
         t->scope_copy = strdup(scope);
-        int sr = t->scope_copy ? split_scopes(t->scope_copy, t->scopes, &t->n_scopes) : -1;
+        int sr = t->scope_copy ? oauth_split_scopes(t->scope_copy, t->scopes, &t->n_scopes) : -1;
         if (sr < 0) {
             deny(t, REASON_INVALID_REQUEST, sr == -2 ? "scope: at most %d scopes"
                                                      : "scope: not a list of scope tokens%.0d",
@@ -222,7 +221,7 @@ static int early_steps(struct treq *t)
         t->n_scopes = 0;
         t->scope_copy = strdup(t->code->scope);
         if (!t->subject.user || !t->scope_copy ||
-            split_scopes(t->scope_copy, t->scopes, &t->n_scopes) < 0) {
+            oauth_split_scopes(t->scope_copy, t->scopes, &t->n_scopes) < 0) {
             deny(t, REASON_INVALID_REQUEST, "out of memory");
             return -1;
         }
@@ -243,7 +242,7 @@ static int early_steps(struct treq *t)
         if (t->subject.scope) {
             t->asserted_copy = strdup(t->subject.scope);
             if (!t->asserted_copy ||
-                split_scopes(t->asserted_copy, t->asserted, &t->n_asserted) < 0) {
+                oauth_split_scopes(t->asserted_copy, t->asserted, &t->n_asserted) < 0) {
                 deny(t, REASON_INVALID_SUBJECT, "scope claim is not a list of scope tokens");
                 return -1;
             }
