@@ -299,6 +299,19 @@ static bool deliver(struct worker *w, struct store *st, struct fetched *f, int64
     return true;
 }
 
+/* The exporter's cursor, set from its start point ("now": the log's end; "beginning": 0)
+ * when it has none yet. 0 or a store error. */
+static int cursor_start(struct store *st, const struct worker *w, int64_t *ret)
+{
+    int r = store_cursor_get(st, w->id, ret);
+    if (r != ERR_NOTFOUND)
+        return r;
+    *ret = 0;
+    if (!w->cfg.start_beginning && (r = store_events_max_seq(st, ret)) < 0)
+        return r;
+    return store_cursor_set(st, w->id, *ret);
+}
+
 static void *work(void *p)
 {
     struct worker *w = p;
@@ -327,13 +340,7 @@ static void *work(void *p)
      * for it, so a cursor commit never holds the write lock over a disk flush that the
      * audit writer, and with it issuance, would wait behind */
     store_set_sync(st, STORE_SYNC_PROCESS);
-    int r = store_cursor_get(st, w->id, &cur);
-    if (r == ERR_NOTFOUND) {
-        cur = 0;
-        if (!w->cfg.start_beginning)
-            store_events_max_seq(st, &cur);
-        r = store_cursor_set(st, w->id, cur);
-    }
+    int r = cursor_start(st, w, &cur); /* normally fixed already by worker_new */
     if (r < 0) {
         set_error(w, "cannot read or set the exporter's cursor");
         set_state(w, W_BROKEN);
@@ -475,12 +482,7 @@ static struct worker *worker_new(struct export_manager *m, const json_t *doc)
     /* "now" is the moment the exporter is created (or the server starts with it), not when
      * its thread gets going: fix the cursor here, before anyone can commit more events */
     int64_t cur = 0;
-    if (store_cursor_get(m->st, w->id, &cur) == ERR_NOTFOUND) {
-        cur = 0;
-        if (!w->cfg.start_beginning)
-            store_events_max_seq(m->st, &cur);
-        store_cursor_set(m->st, w->id, cur);
-    }
+    cursor_start(m->st, w, &cur); /* on failure the worker tries again on its connection */
     w->cursor = cur;
     if (w->cfg.paused) {
         w->state = W_PAUSED;

@@ -95,30 +95,10 @@ static void deny(struct areq *a, enum policy_reason r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void deny(struct areq *a, enum policy_reason r, const char *fmt, ...)
 {
-    char what[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    oauth_deny_v(&a->d, r, fmt, ap);
     va_end(ap);
-    const struct policy_system *sys = a->d.system;
-    const struct policy_access *acc = a->d.access;
-    policy_deny_early(&a->d, r, what);
-    a->d.system = sys;
-    a->d.access = acc;
-}
-
-static json_t *scopes_json(const struct decision *d)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < d->n_scopes; i++) {
-        const struct decide_scope *s = &d->scopes[i];
-        json_t *so = json_pack("{s:s, s:s}", "name", s->name, "outcome",
-                               s->granted ? "granted" : "denied");
-        if (so && !s->granted)
-            json_object_set_new(so, "reason", json_string(policy_reason_code(s->reason)));
-        json_array_append_new(arr, so);
-    }
-    return arr;
 }
 
 static json_t *build_event(struct areq *a, int granted)
@@ -154,7 +134,7 @@ static json_t *build_event(struct areq *a, int granted)
     if (a->d.access)
         json_object_set_new(ev, "access_policy", json_string(a->d.access->id));
     if (a->d.n_scopes)
-        json_object_set_new(ev, "scopes", scopes_json(&a->d));
+        json_object_set_new(ev, "scopes", oauth_scopes_json(&a->d));
     json_t *req = json_pack(
         "{s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "id", a->in->request_id,
         "endpoint", "authorize", "phase", a->phase, "client_ip", a->in->client_ip, "user_agent",

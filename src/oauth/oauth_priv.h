@@ -8,6 +8,7 @@
 #include "jose/jws.h"
 #include "core/buf.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 
 #define GT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -141,3 +142,9 @@ int typ_is(const char *typ, const char *want);
 /* RFC 6749 §3.3: splits `s` in place into scope tokens (at most DECIDE_MAX_SCOPES) on
  * spaces. 0, -1 for a character a scope token cannot hold, -2 for too many (token.c). */
 int oauth_split_scopes(char *s, const char **out, size_t *n);
+/* Denies the decision with reason r and the formatted status detail, keeping the system
+ * and access policy it had matched (the event and trace name them). */
+void oauth_deny_v(struct decision *d, enum policy_reason r, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* The event's "scopes": each requested scope with its outcome and, when denied, reason. */
+json_t *oauth_scopes_json(const struct decision *d);

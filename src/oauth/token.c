@@ -45,18 +45,24 @@ struct treq {
 
 static void deny(struct treq *t, enum policy_reason r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void deny(struct treq *t, enum policy_reason r, const char *fmt, ...)
+void oauth_deny_v(struct decision *d, enum policy_reason r, const char *fmt, va_list ap)
 {
     char what[400];
+    vsnprintf(what, sizeof(what), fmt, ap);
+    /* the workloads matched so far stay on the decision: the event and trace name them */
+    const struct policy_system *sys = d->system;
+    const struct policy_access *acc = d->access;
+    policy_deny_early(d, r, what);
+    d->system = sys;
+    d->access = acc;
+}
+
+static void deny(struct treq *t, enum policy_reason r, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    oauth_deny_v(&t->d, r, fmt, ap);
     va_end(ap);
-    const struct policy_system *sys = t->d.system;
-    const struct policy_access *acc = t->d.access;
-    policy_deny_early(&t->d, r, what);
-    t->d.system = sys;
-    t->d.access = acc;
 }
 
 int oauth_split_scopes(char *s, const char **out, size_t *n)
@@ -336,14 +342,14 @@ static char *sign_token(struct treq *t)
     return tok;
 }
 
-static json_t *scopes_json(const struct decision *d)
+json_t *oauth_scopes_json(const struct decision *d)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < d->n_scopes; i++) {
         const struct decide_scope *s = &d->scopes[i];
         json_t *o = json_pack("{s:s, s:s}", "name", s->name, "outcome",
                               s->granted ? "granted" : "denied");
-        if (!s->granted)
+        if (o && !s->granted)
             json_object_set_new(o, "reason", json_string(policy_reason_code(s->reason)));
         json_array_append_new(a, o);
     }
@@ -387,7 +393,7 @@ static json_t *build_event(struct treq *t, int granted)
     if (t->d.access)
         json_object_set_new(ev, "access_policy", json_string(t->d.access->id));
     if (t->d.n_scopes || t->n_scopes)
-        json_object_set_new(ev, "scopes", scopes_json(&t->d));
+        json_object_set_new(ev, "scopes", oauth_scopes_json(&t->d));
     if (granted) {
         char exp[TIME_STR_LEN];
         time_format_s(t->exp, exp);
