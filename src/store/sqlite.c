@@ -1045,6 +1045,28 @@ int store_set_sync(struct store *s, enum store_sync mode)
     return rc == SQLITE_OK ? 0 : store_sqlite_err(rc);
 }
 
+int store_set_manual_checkpoints(struct store *s, int64_t limit_bytes)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%lld",
+             (long long)limit_bytes);
+    lock(s);
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    unlock(s);
+    return rc == SQLITE_OK ? 0 : store_sqlite_err(rc);
+}
+
+int store_sync_db(struct store *s)
+{
+    sqlite3_file *f = NULL;
+    lock(s);
+    int rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
+    if (rc == SQLITE_OK && f && f->pMethods)
+        rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    unlock(s);
+    return rc == SQLITE_OK ? 0 : store_sqlite_err(rc);
+}
+
 int store_checkpoint(struct store *s, int restart, int *ret_frames)
 {
     int frames = 0;

@@ -54,6 +54,13 @@ int store_set_sync(struct store *s, enum store_sync mode);
  * its commits find the WAL already copied back and reset it cheaply.
  * *ret_frames (may be NULL) receives the WAL's length in frames. 0 or ERR_IO. */
 int store_checkpoint(struct store *s, int restart, int *ret_frames);
+/* Takes this connection's commits off the checkpoint path: no automatic checkpoint
+ * after a commit (another connection runs them), and a WAL that grew past `limit_bytes`
+ * is truncated back to it when it is next reset. 0 or ERR_IO. */
+int store_set_manual_checkpoints(struct store *s, int64_t limit_bytes);
+/* Flushes the database file (not the WAL) to disk: the checkpointer calls it before it
+ * asks the writer to pause, so the pause's own sync has little left to write. 0 or ERR_IO. */
+int store_sync_db(struct store *s);
 /* The schema version after migrations. */
 int store_schema_version(struct store *s);
 
