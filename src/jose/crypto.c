@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -43,12 +45,33 @@ struct kek {
     unsigned char key[KEK_LEN];
 };
 
+/* SHA-256 and HMAC fetched from the provider once: EVP_sha256() and HMAC() fetch them
+ * again on every call, which cost more than hashing a token request's few hundred bytes
+ * (the audit chain hashes every event on the writer's thread). */
+static EVP_MD *sha256_md;
+static EVP_MAC *hmac_mac;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algs(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (!sha256_md || !hmac_mac)
+        abort(); /* OpenSSL without SHA-256: nothing here can work */
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&fetch_once, fetch_algs);
+    return sha256_md;
+}
+
 void crypto_sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 {
     /* Only an allocation failure inside OpenSSL can make this fail. The API has no
      * error path, and a silently zeroed digest would make crypto_streq() call any
      * two strings equal, so failing closed means stopping. */
-    if (!EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL))
+    if (!EVP_Digest(p, n, out, NULL, sha256(), NULL))
         abort();
 }
 
@@ -88,9 +111,16 @@ int crypto_streq(const char *a, const char *b)
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
                         unsigned char out[SHA256_LEN])
 {
-    unsigned int len = SHA256_LEN;
-    if (!HMAC(EVP_sha256(), key, (int)key_len, data, n, out, &len))
+    pthread_once(&fetch_once, fetch_algs);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t len = 0;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_mac);
+    if (!ctx || EVP_MAC_init(ctx, key, key_len, params) != 1 ||
+        EVP_MAC_update(ctx, data, n) != 1 || EVP_MAC_final(ctx, out, &len, SHA256_LEN) != 1 ||
+        len != SHA256_LEN)
         abort(); /* as crypto_sha256: a digest that silently failed would compare equal */
+    EVP_MAC_CTX_free(ctx);
 }
 
 void crypto_wipe(void *p, size_t n)
@@ -478,7 +508,7 @@ void crypto_sha256_2(const void *a, size_t na, const void *b, size_t nb, char ou
     unsigned char d[SHA256_LEN];
     unsigned int len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+    if (!ctx || EVP_DigestInit_ex(ctx, sha256(), NULL) != 1 ||
         EVP_DigestUpdate(ctx, a, na) != 1 || EVP_DigestUpdate(ctx, b, nb) != 1 ||
         EVP_DigestFinal_ex(ctx, d, &len) != 1)
         abort(); /* as crypto_sha256: a failed digest must never pass as a hash */
