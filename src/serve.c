@@ -389,10 +389,15 @@ int serve_main(int argc, char **argv)
         goto out;
     }
     audit_writer_on_commit(writer, wake_exporters, exporters);
-    if (trace_hub_new(4096, &trace) < 0) {
+    if (trace_hub_new(4096, 0, &trace) < 0) {
         log_error("live trace: cannot start");
         goto out;
     }
+    struct trace_stats tst;
+    trace_hub_stats(trace, &tst);
+    if (tst.priority_err < 0)
+        log_debug("live trace: the sender keeps the normal CPU priority (%s)",
+                  strerror(-tst.priority_err));
     json_t *declared = NULL;
     if (store_object_list(store, STORE_EXPORTERS, &declared) == 0)
         export_manager_sync(exporters, declared);
@@ -473,7 +478,7 @@ int serve_main(int argc, char **argv)
     sigwait(&stop, &sig);
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(srv);
-    trace_hub_close(trace); /* live trace streams end; their connections are resumed */
+    trace_hub_close(trace); /* live trace streams end; their connections are given back */
     writer = audit_writer_stop(writer); /* drains: every waiting request gets its answer */
     srv = http_server_stop(srv);
     exporters = export_manager_free(exporters); /* unsent batches go again after a restart */

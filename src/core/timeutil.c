@@ -13,6 +13,13 @@ int64_t time_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t time_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void time_format_us(int64_t us, char out[TIME_STR_LEN])
 {
     int64_t frac = us % 1000000;

@@ -8,6 +8,8 @@
 
 /* Microseconds since the Unix epoch, CLOCK_REALTIME. */
 int64_t time_now_us(void);
+/* Milliseconds of CLOCK_MONOTONIC, for timeouts and intervals (never goes back). */
+int64_t time_mono_ms(void);
 /* "2026-11-22T09:14:03.512384Z" */
 void time_format_us(int64_t us, char out[TIME_STR_LEN]);
 /* "2026-11-22T09:19:03Z" */

@@ -43,5 +43,6 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
 /* Stops accepting new connections; requests in flight go on. */
 void http_server_quiesce(struct http_server *srv);
 /* Stops accepting, finishes in-flight requests, frees. NULL-safe. Call only once no
- * request waits for the audit writer (stop the writer first: it drains its queue). */
+ * request waits for the audit writer (stop the writer first: it drains its queue). Closes
+ * the live trace hub first (its streams hold their connections suspended). */
 struct http_server *http_server_stop(struct http_server *srv);

@@ -54,6 +54,9 @@ struct http_request {
     int committed; /* atomic: set by the writer thread */
     int commit_err;
     int submit_failed; /* the writer's queue refused the event (counted here, not there) */
+    /* the live trace took the socket over (req_take_over): no response is ever queued, and
+     * once the connection is given back the handler refuses it so MHD closes it */
+    int taken_over;
 };
 
 #define HTTP_MAX_HEADERS 6
@@ -104,6 +107,13 @@ int res_header(struct http_response *res, const char *name, const char *value);
 /* RFC 6749 §5.2 error body {"error", "error_description"} with `status`. */
 int res_error_oauth(struct http_response *res, int status, const char *error, const char *desc);
 const char *req_header(const struct http_request *req, const char *name);
+/* Takes the connection's socket away from libmicrohttpd (the live trace): suspends the
+ * connection, so MHD neither polls, touches nor times out the socket, marks the request
+ * taken over (status 200) and returns the fd, set to send at once (TCP_NODELAY). Call from
+ * a route, then queue nothing. The new owner writes the whole answer, never closes the fd,
+ * and calls req_give_back(req) once done with it (from any thread); MHD then closes it. */
+int req_take_over(struct http_request *req, int *ret_fd);
+void req_give_back(void *req);
 const char *req_query(const struct http_request *req, const char *name);
 
 /* metrics.c */

@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +139,29 @@ static void res_free(struct http_response *res)
     res->stream = NULL;
 }
 
+int req_take_over(struct http_request *req, int *ret_fd)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || ci->connect_fd == MHD_INVALID_SOCKET)
+        return ERR_INTERNAL;
+    int fd = ci->connect_fd, off = 0, on = 1;
+    /* frames go out as they are written: no corking, no Nagle delay */
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    MHD_suspend_connection(req->conn);
+    req->taken_over = 1;
+    req->status = 200; /* logged and counted as such when the connection closes */
+    *ret_fd = fd;
+    return 0;
+}
+
+void req_give_back(void *arg)
+{
+    struct http_request *req = arg;
+    MHD_resume_connection(req->conn); /* the handler runs again and refuses it */
+}
+
 /* Writer thread: the event of a suspended request is durable (or failed). */
 static void on_commit(void *arg, int err)
 {
@@ -205,6 +230,27 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
                   (socklen_t)n);
 }
 
+/* Hands `ev` (taken) to the audit writer (if any), then to the live trace. In that order: the
+ * writer prepares (modifies) the event on this thread, and the trace's sender reads it
+ * later on its own, so it is published only once nobody will change it. Returns what
+ * the writer's submit returned (ERR_IO without a writer). */
+static int submit_and_publish(struct http_request *req, json_t *ev, const struct trace_match *m,
+                              char *jti_keys[2], const int64_t jti_exps[2], audit_done_fn done,
+                              void *arg)
+{
+    struct audit_writer *w = req->srv->cfg.writer;
+    char *none[2] = {NULL, NULL};
+    const int64_t zero[2] = {0, 0};
+    struct trace_match match = *m; /* `done` may free what m points into once submitted */
+    int r = ERR_IO;
+    if (w) /* the writer takes a reference of its own, we keep ours for the trace */
+        r = audit_writer_submit_jtis(w, json_incref(ev), jti_keys ? jti_keys : none,
+                                     jti_exps ? jti_exps : zero, done, arg);
+    trace_publish_event(req->srv->cfg.trace, ev, &match); /* live, before durable */
+    json_decref(ev);
+    return r;
+}
+
 /* 413. A token request still leaves its one audit event (submitted without waiting:
  * the answer carries no token, and the body was never read). */
 static void too_big(struct http_request *req, struct http_response *res)
@@ -226,10 +272,7 @@ static void too_big(struct http_request *req, struct http_response *res)
     oauth_token_refused(req->srv->cfg.oauth, &in, 413, msg, &r);
     res_json(res, r.status, r.body);
     r.body = NULL;
-    if (r.event)
-        trace_publish_event(req->srv->cfg.trace, r.event, &r.trace);
-    if (r.event && req->srv->cfg.writer)
-        audit_writer_submit(req->srv->cfg.writer, r.event, NULL, NULL);
+    submit_and_publish(req, r.event, &r.trace, NULL, NULL, NULL, NULL);
     r.event = NULL;
     oauth_reply_done(&r);
 }
@@ -287,6 +330,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (req->taken_over) /* the live trace gave its socket back: MHD closes it */
+        return MHD_NO;
     if (req->pending) {
         if (!__atomic_load_n(&req->committed, __ATOMIC_ACQUIRE))
             return MHD_YES; /* spurious wake-up: still waiting for the writer */
@@ -301,6 +346,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else {
         routes_dispatch(req, &res);
     }
+    if (req->taken_over) { /* the live trace writes its own answer on the socket */
+        res_free(&res);
+        return MHD_YES;
+    }
     if (res.event) {
         /* group commit: park the response, suspend, and let the writer resume us */
         struct http_response *park = malloc(sizeof(*park));
@@ -310,14 +359,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         }
         *park = res;
         json_t *ev = park->event;
-        trace_publish_event(req->srv->cfg.trace, ev, &park->trace); /* live, before durable */
         char *keys[2] = {park->jti_keys[0], park->jti_keys[1]};
         park->event = NULL;
         park->jti_keys[0] = park->jti_keys[1] = NULL;
         req->pending = park;
         MHD_suspend_connection(conn);
-        if (audit_writer_submit_jtis(srv->cfg.writer, ev, keys, park->jti_exps, on_commit, req) <
-            0) {
+        if (submit_and_publish(req, ev, &park->trace, keys, park->jti_exps, on_commit, req) < 0) {
             req->submit_failed = 1;
             req->commit_err = ERR_IO;
             __atomic_store_n(&req->committed, 1, __ATOMIC_RELEASE);
@@ -409,6 +456,8 @@ struct http_server *http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return NULL;
+    /* a trace stream holds its connection suspended, and MHD must not stop with one */
+    trace_hub_close(srv->cfg.trace);
     MHD_stop_daemon(srv->daemon);
     free(srv);
     return NULL;

@@ -1,68 +1,17 @@
 /* http/trace.c — GET /api/v1/trace: the live trace as Server-Sent Events.
  *
- * The body is an endless MHD callback response. When the hub has nothing for
- * the subscriber, the callback suspends the connection (inside the hub's
- * lock, so the hub's wake-up cannot overtake the suspend) and returns 0; the
- * hub's thread resumes it when entries or a keep-alive are due. No HTTP
- * thread ever waits for a trace entry, and the request threads that publish
- * never touch a subscriber. */
+ * libmicrohttpd cannot run one connection at another priority, so a trace
+ * stream leaves it: once the request is authorized and its filters parsed,
+ * the connection is suspended (MHD then neither polls nor touches its socket,
+ * nor times it out) and the socket is handed to the trace hub's sender, a
+ * low-priority thread that writes the response head and then the entries
+ * itself. The body is close-delimited. When the stream ends the sender gives
+ * the connection back; the handler then refuses it and MHD closes the socket.
+ * No HTTP thread ever waits for or writes a trace entry. */
 #include "http/http_priv.h"
 
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-
-#define FRAME_MAX (256 * 1024)
-
-struct sse {
-    struct MHD_Connection *conn;
-    struct trace_sub *sub;
-    struct buf pending; /* frames read from the hub and not yet handed to MHD */
-    size_t off;
-    int ended;
-};
-
-static void wake(void *arg)
-{
-    struct sse *s = arg;
-    MHD_resume_connection(s->conn);
-}
-
-static void hold(void *arg)
-{
-    struct sse *s = arg;
-    MHD_suspend_connection(s->conn);
-}
-
-static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    struct sse *s = cls;
-    (void)pos;
-    if (s->off == s->pending.len) {
-        buf_reset(&s->pending);
-        s->off = 0;
-        if (s->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        int r = trace_sub_read(s->sub, &s->pending, max, hold, s);
-        if (r < 0)
-            return MHD_CONTENT_READER_END_OF_STREAM; /* the hub closed: the server stops */
-        if (r == 0)
-            return 0; /* suspended; the hub resumes us */
-    }
-    size_t n = s->pending.len - s->off;
-    if (n > max)
-        n = max;
-    memcpy(out, s->pending.data + s->off, n);
-    s->off += n;
-    return (ssize_t)n;
-}
-
-static void sse_free(void *cls)
-{
-    struct sse *s = cls;
-    trace_unsubscribe(s->sub);
-    buf_done(&s->pending);
-    free(s);
-}
 
 static int severity_of(const char *v, enum trace_severity *ret)
 {
@@ -94,22 +43,25 @@ int route_trace(struct http_request *req, struct http_response *res)
     for (size_t i = 0; i < 3; i++)
         if (params[i] && (!*params[i] || strlen(params[i]) > 256))
             return res_error(res, ERR_INVAL, "a trace filter is 1 to 256 bytes");
-    struct sse *s = calloc(1, sizeof(*s));
-    if (!s)
-        return res_error(res, ERR_NOMEM, NULL);
-    s->conn = req->conn;
-    buf_init(&s->pending, FRAME_MAX);
-    if (trace_subscribe(h, &f, wake, s, &s->sub) < 0) {
-        free(s);
-        return res_error(res, ERR_NOMEM, NULL);
-    }
-    /* the first bytes go out at once: a client sees the stream is open */
-    buf_puts(&s->pending, ": mcpauth live trace; entries are not retained\n\n");
-    res->status = 200;
-    res->content_type = "text/event-stream";
-    res_header(res, "X-Accel-Buffering", "no");
-    res->stream = reader;
-    res->stream_ctx = s;
-    res->stream_free = sse_free;
+    /* the headers every answer carries (server.c), the stream's own, and a first comment
+     * at once: a client sees the stream is open */
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\n"
+                     "Content-Type: text/event-stream\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n"
+                     "X-Request-Id: %s\r\n"
+                     "X-Accel-Buffering: no\r\n"
+                     "Connection: close\r\n"
+                     "\r\n"
+                     ": mcpauth live trace; entries are not retained\n\n",
+                     req->id);
+    int fd;
+    if (req_take_over(req, &fd) < 0)
+        return res_error(res, ERR_INTERNAL, "cannot take the connection over");
+    /* from here the sender owns the socket; on failure the connection is given back (and
+     * closed without an answer: that happens only at shutdown or out of memory) */
+    trace_attach(h, fd, &f, head, (size_t)n, req_give_back, req);
     return 0;
 }

@@ -1,74 +1,47 @@
 /* trace/trace.c — the live trace hub (see trace.h).
  *
  * Workload: every authorization request publishes one entry (thousands per
- * second); a handful to hundreds of subscribers read. The publisher renders
- * the entry outside the lock and holds the lock only to swap a pointer into
- * the ring; waking readers is left to the hub's thread, so issuance never
- * pays per subscriber. Invariant: seq counts entries ever published; slot
- * seq % size holds entry seq while seq > head - size. */
+ * second); a handful to hundreds of subscribers read, on the machine whose
+ * CPU issuance needs. The request thread only swaps an event reference into
+ * the ring. Everything else (rendering, filtering, writing to every socket)
+ * happens on the sender thread at nice 19, in batches at most every
+ * WAKE_PERIOD_MS: when issuance saturates the CPU the sender gets little of
+ * it, falls behind and drops entries, and issuance keeps its pace.
+ *
+ * Invariants: head counts entries ever published; ring slot seq % size holds
+ * entry seq while head - size <= seq < head. An entry in that window is
+ * either still in its ring slot (ev set: not rendered yet) or was taken out
+ * by the sender and rendered into cache slot seq % size (cache seq == seq),
+ * never both, so it is rendered once. Only the sender touches the cache, the
+ * subscribers' list, its epoll set and the subscribers' sockets; publishers
+ * and the sender share the ring, head and the incoming list under `mu`. */
 #include "trace/trace.h"
+#include "core/buf.h"
 #include "core/timeutil.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
-#define KEEPALIVE_US (15 * 1000000LL)
-#define WAKE_PERIOD_MS 10 /* readers are woken at most this often: batches frames */
-#define READ_BATCH 256    /* frames a reader takes per lock hold */
-
-/* An entry's SSE frame, shared by the ring and the readers copying it out. */
-struct frame {
-    int refs; /* atomic */
-    size_t len;
-    char data[]; /* "event: trace\ndata: {...}\n\n" */
-};
-
-static struct frame *frame_ref(struct frame *f)
-{
-    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
-    return f;
-}
-
-static void frame_unref(struct frame *f)
-{
-    if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(f);
-}
-
-struct entry {
-    struct frame *frame;
-    enum trace_severity severity;
-    char *client_ip, *client, *system; /* for filters; may be NULL */
-};
-
-struct trace_sub {
-    struct trace_hub *h;
-    struct trace_filter f; /* strings owned */
-    uint64_t pos;          /* next entry to read */
-    int64_t last_out_us;
-    bool waiting;
-    trace_wake_fn wake;
-    void *wake_arg;
-    struct trace_sub *prev, *next;
-};
-
-struct trace_hub {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct entry *ring;
-    size_t size; /* power of two */
-    uint64_t head; /* entries published */
-    struct trace_sub *subs;
-    size_t n_subs;
-    uint64_t dropped;
-    bool closed, dirty;
-    pthread_t thread;
-};
+#define KEEPALIVE_MS    15000
+#define WAKE_PERIOD_MS  10             /* the sender runs at most this often: batches frames */
+#define BATCH           256            /* entries per write (one iovec each, plus a marker) */
+#define OUT_MAX         (256 * 1024)   /* bytes of one write, and of a subscriber's unsent tail */
+#define ROUNDS          (4096 / BATCH) /* writes per subscriber and pass, so one cannot hog it */
+#define FRAME_FMT       "event: trace\ndata: %s\n\n"
+#define KEEPALIVE_FRAME ": keep-alive\n\n"
 
 static const char *const sev_names[] = {"info", "warning", "error"};
 
@@ -196,23 +169,108 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
 
 /* ---- hub ---- */
 
-static void entry_clear(struct entry *e)
-{
-    frame_unref(e->frame);
-    free(e->client_ip);
-    free(e->client);
-    free(e->system);
-    *e = (struct entry){0};
-}
+/* A published entry: the event (a reference) until the sender takes it to render. */
+struct slot {
+    json_t *ev;
+    struct trace_match m;
+};
+
+/* An entry as the sender rendered it: its frame and what the filters compare. */
+struct rendered {
+    uint64_t seq;
+    bool valid;
+    char *frame; /* "event: trace\ndata: {...}\n\n"; NULL: nothing to send */
+    size_t len;
+    enum trace_severity severity;
+    char *client_ip, *client, *system; /* may be NULL */
+};
+
+struct sub {
+    int fd;                /* borrowed: given back through release */
+    struct trace_filter f; /* strings owned */
+    uint64_t pos;          /* next entry to send */
+    uint64_t lost;         /* entries dropped and not yet told */
+    int64_t last_out_ms;
+    struct buf out; /* bytes written by nobody yet: the head, or a batch's unsent tail */
+    size_t off;
+    bool in_epoll, want_out, blocked, gone;
+    trace_release_fn release;
+    void *arg;
+    struct sub *next;
+};
+
+struct trace_hub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                    /* the sender started / stopped */
+    struct slot *ring;                    /* under mu */
+    size_t size;                          /* power of two */
+    uint64_t head;                        /* under mu; read atomically by the sender */
+    struct sub *incoming;                 /* under mu: attached, not yet taken by the sender */
+    bool closed, started, stopped, dirty; /* under mu */
+    uint64_t n_subs, dropped, rendered, blocked; /* atomic */
+    int priority_err;
+    int64_t keepalive_ms;
+    int wake_fd, ep;
+    pthread_t thread;
+    /* the sender's own */
+    struct rendered *cache;
+    struct sub *subs;
+};
 
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-static bool matches(const struct trace_filter *f, const struct entry *e)
+static void signal_sender(struct trace_hub *h)
 {
-    if (e->severity < f->min_severity)
+    uint64_t one = 1;
+    ssize_t r = write(h->wake_fd, &one, sizeof(one)); /* EAGAIN: it is signalled already */
+    (void)r;
+}
+
+static void rendered_clear(struct rendered *r)
+{
+    free(r->frame);
+    free(r->client_ip);
+    free(r->client);
+    free(r->system);
+    *r = (struct rendered){0};
+}
+
+static struct rendered *cached(struct trace_hub *h, uint64_t seq)
+{
+    struct rendered *r = &h->cache[seq & (h->size - 1)];
+    return r->valid && r->seq == seq ? r : NULL;
+}
+
+/* Renders entry seq into its cache slot: the frame, once, and the fields filters compare. */
+static void render(struct trace_hub *h, uint64_t seq, const json_t *ev, const struct trace_match *m)
+{
+    struct rendered *r = &h->cache[seq & (h->size - 1)];
+    rendered_clear(r);
+    r->seq = seq;
+    r->valid = true;
+    json_t *e = trace_entry_from_event(ev, m);
+    char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    if (data && strlen(data) < OUT_MAX / 2) { /* always: request sizes are capped far below */
+        size_t n = strlen(data) + sizeof(FRAME_FMT);
+        r->frame = malloc(n);
+        if (r->frame)
+            r->len = (size_t)snprintf(r->frame, n, FRAME_FMT, data);
+    }
+    free(data);
+    r->severity = sev_parse(str(e, "severity"));
+    r->client_ip = dup_or_null(str(e, "client_ip"));
+    r->client = dup_or_null(str(ev, "client"));
+    r->system = dup_or_null(str(ev, "system"));
+    json_decref(e);
+    __atomic_add_fetch(&h->rendered, 1, __ATOMIC_RELAXED);
+}
+
+static bool matches(const struct trace_filter *f, const struct rendered *e)
+{
+    if (!e->frame || e->severity < f->min_severity)
         return false;
     if (f->client_ip && (!e->client_ip || strcmp(f->client_ip, e->client_ip) != 0))
         return false;
@@ -223,46 +281,310 @@ static bool matches(const struct trace_filter *f, const struct entry *e)
     return true;
 }
 
-/* The hub's thread: wakes waiting readers when entries arrived (at most every
- * WAKE_PERIOD_MS, so a burst costs one wake per reader) or a keep-alive is due. */
+/* Entries before the oldest one still in the ring are lost to `s`: counted now, told
+ * with its next write. */
+static void note_lost(struct trace_hub *h, struct sub *s, uint64_t head)
+{
+    uint64_t oldest = head > h->size ? head - h->size : 0;
+    if (s->pos < oldest) {
+        s->lost += oldest - s->pos;
+        __atomic_add_fetch(&h->dropped, oldest - s->pos, __ATOMIC_RELAXED);
+        s->pos = oldest;
+    }
+}
+
+/* Makes entries [s->pos, end) ready in the cache: the events of those not rendered yet
+ * are taken out of the ring under the lock (which also settles what was lost meanwhile)
+ * and rendered outside it, so publishers never wait for a rendering. */
+static void take_and_render(struct trace_hub *h, struct sub *s, uint64_t end)
+{
+    uint64_t q = s->pos;
+    while (q < end && cached(h, q))
+        q++;
+    if (q == end)
+        return;
+    struct {
+        uint64_t seq;
+        json_t *ev;
+        struct trace_match m;
+    } take[BATCH];
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    note_lost(h, s, h->head);
+    for (q = q > s->pos ? q : s->pos; q < end; q++) {
+        struct slot *sl = &h->ring[q & (h->size - 1)];
+        if (sl->ev) {
+            take[n].seq = q;
+            take[n].ev = sl->ev;
+            take[n].m = sl->m;
+            sl->ev = NULL;
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    for (size_t i = 0; i < n; i++) {
+        render(h, take[i].seq, take[i].ev, &take[i].m);
+        json_decref(take[i].ev); /* often the last reference: freed here, not by a publisher */
+    }
+}
+
+/* The socket is full (wait for EPOLLOUT) or not; counted for trace_hub_stats. */
+static void set_blocked(struct trace_hub *h, struct sub *s, bool blocked)
+{
+    if (s->blocked != blocked)
+        __atomic_add_fetch(&h->blocked, blocked ? 1 : (uint64_t)-1, __ATOMIC_RELAXED);
+    s->blocked = blocked;
+}
+
+static void set_want_out(struct trace_hub *h, struct sub *s, bool want)
+{
+    if (s->want_out == want)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = s};
+    if (epoll_ctl(h->ep, EPOLL_CTL_MOD, s->fd, &ev) < 0)
+        s->gone = true;
+    s->want_out = want;
+}
+
+/* Writes what `s` has pending. 1: all of it went out; 0: the socket is full (the rest
+ * waits for EPOLLOUT); ERR_IO: the peer is gone. */
+static int flush_out(struct trace_hub *h, struct sub *s, int64_t now)
+{
+    while (s->off < s->out.len) {
+        ssize_t n =
+            send(s->fd, s->out.data + s->off, s->out.len - s->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            set_blocked(h, s, true);
+            set_want_out(h, s, true);
+            return 0;
+        }
+        if (n <= 0)
+            return ERR_IO;
+        s->off += (size_t)n;
+        s->last_out_ms = now;
+    }
+    buf_reset(&s->out);
+    s->off = 0;
+    set_blocked(h, s, false);
+    set_want_out(h, s, false);
+    return 1;
+}
+
+/* Writes the iovecs (total bytes, at most OUT_MAX) in one call; what the socket does not
+ * take is kept as the pending tail. 1, 0 or ERR_IO as flush_out. */
+static int write_batch(struct trace_hub *h, struct sub *s, struct iovec *iov, int n, size_t total,
+                       int64_t now)
+{
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w;
+    do
+        w = sendmsg(s->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return ERR_IO;
+    size_t sent = w > 0 ? (size_t)w : 0;
+    if (sent)
+        s->last_out_ms = now;
+    if (sent == total)
+        return 1;
+    for (int i = 0; i < n; i++) { /* copied: the cache slots may be reused meanwhile */
+        size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+        sent -= skip;
+        if (buf_append(&s->out, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0)
+            return ERR_IO;
+    }
+    set_blocked(h, s, true);
+    set_want_out(h, s, true);
+    return 0;
+}
+
+/* One pass for one subscriber: its pending tail, then new entries in batches, or a
+ * keep-alive. 1: more is ready than one pass sends; 0; ERR_IO: the stream is over. */
+static int serve(struct trace_hub *h, struct sub *s, int64_t now)
+{
+    note_lost(h, s, __atomic_load_n(&h->head, __ATOMIC_ACQUIRE));
+    if (s->off < s->out.len) {
+        if (s->blocked)
+            return 0; /* until EPOLLOUT */
+        int r = flush_out(h, s, now);
+        if (r <= 0)
+            return r;
+    }
+    struct iovec iov[BATCH + 1];
+    char marker[64];
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t head = __atomic_load_n(&h->head, __ATOMIC_ACQUIRE);
+        note_lost(h, s, head);
+        if (s->pos >= head && !s->lost)
+            break;
+        uint64_t end = head - s->pos > BATCH ? s->pos + BATCH : head;
+        take_and_render(h, s, end); /* may move pos past what was lost meanwhile */
+        int n = 0;
+        size_t total = 0;
+        if (s->lost) {
+            total = (size_t)snprintf(marker, sizeof(marker),
+                                     "event: dropped\ndata: {\"count\": %llu}\n\n",
+                                     (unsigned long long)s->lost);
+            iov[n++] = (struct iovec){marker, total};
+            s->lost = 0;
+        }
+        for (; s->pos < end; s->pos++) {
+            const struct rendered *e = cached(h, s->pos);
+            if (!e || !matches(&s->f, e))
+                continue;
+            if (total + e->len > OUT_MAX)
+                break;
+            iov[n++] = (struct iovec){e->frame, e->len};
+            total += e->len;
+        }
+        if (!n)
+            continue;
+        int r = write_batch(h, s, iov, n, total, now);
+        if (r <= 0)
+            return r;
+    }
+    if (s->pos < __atomic_load_n(&h->head, __ATOMIC_ACQUIRE))
+        return 1;
+    if (s->off == s->out.len && now - s->last_out_ms >= h->keepalive_ms) {
+        if (buf_puts(&s->out, KEEPALIVE_FRAME) < 0)
+            return ERR_IO;
+        int r = flush_out(h, s, now);
+        if (r < 0)
+            return r;
+        s->last_out_ms = now; /* a keep-alive stuck in a full socket is not retried */
+    }
+    return 0;
+}
+
+static void sub_free(struct sub *s)
+{
+    free((char *)s->f.client_ip);
+    free((char *)s->f.client);
+    free((char *)s->f.system);
+    buf_done(&s->out);
+    free(s);
+}
+
+/* The stream is over: out of the epoll set first, then the socket goes back. */
+static void sub_end(struct trace_hub *h, struct sub *s)
+{
+    if (s->in_epoll)
+        epoll_ctl(h->ep, EPOLL_CTL_DEL, s->fd, NULL);
+    set_blocked(h, s, false);
+    s->release(s->arg);
+    __atomic_sub_fetch(&h->n_subs, 1, __ATOMIC_RELAXED);
+    sub_free(s);
+}
+
+/* The peer sent something: EOF or an error ends the stream, bytes are ignored. */
+static void on_readable(struct sub *s)
+{
+    char scratch[512];
+    ssize_t n = recv(s->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        s->gone = true;
+}
+
+/* The sender: waits for entries (the wake eventfd), socket events or the next keep-alive
+ * check, serves every subscriber, then sleeps WAKE_PERIOD_MS so that a burst goes out in
+ * few large writes. */
 static void *run(void *p)
 {
     struct trace_hub *h = p;
+    /* raising one's own nice value needs no privilege; only this thread is affected */
+    int prio = setpriority(PRIO_PROCESS, (id_t)gettid(), 19) < 0 ? -errno : 0;
     pthread_mutex_lock(&h->mu);
-    while (!h->closed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        while (!h->dirty && !h->closed)
-            if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) != 0)
-                break;
-        bool fresh = h->dirty;
-        h->dirty = false;
-        int64_t now = time_now_us();
-        for (struct trace_sub *s = h->subs; s; s = s->next)
-            if (s->waiting && ((fresh && s->pos < h->head) || h->closed ||
-                               now - s->last_out_us >= KEEPALIVE_US)) {
-                s->waiting = false;
-                s->wake(s->wake_arg);
+    h->priority_err = prio;
+    h->started = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+
+    struct epoll_event evs[64];
+    bool more = false; /* a subscriber has entries left over from the last pass */
+    for (;;) {
+        /* every second at least: keep-alives are due on time */
+        int n = epoll_wait(h->ep, evs, 64, more ? 0 : 1000);
+        for (int i = 0; i < n; i++) {
+            struct sub *s = evs[i].data.ptr;
+            if (!s) {
+                uint64_t v;
+                ssize_t r = read(h->wake_fd, &v, sizeof(v));
+                (void)r;
+                continue;
             }
-        if (h->closed)
-            break;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+                s->gone = true;
+            else if (evs[i].events & EPOLLIN)
+                on_readable(s);
+            if (evs[i].events & EPOLLOUT)
+                set_blocked(h, s, false);
+        }
+        pthread_mutex_lock(&h->mu);
+        bool closed = h->closed;
+        struct sub *in = h->incoming;
+        h->incoming = NULL;
+        h->dirty = false;
         pthread_mutex_unlock(&h->mu);
+        int64_t now = time_mono_ms();
+        while (in) {
+            struct sub *s = in;
+            in = s->next;
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = s};
+            s->in_epoll = !closed && epoll_ctl(h->ep, EPOLL_CTL_ADD, s->fd, &ev) == 0;
+            s->gone = !s->in_epoll;
+            s->last_out_ms = now;
+            s->next = h->subs;
+            h->subs = s;
+        }
+        if (closed)
+            break;
+        more = false;
+        for (struct sub **pp = &h->subs; *pp;) {
+            struct sub *s = *pp;
+            int r = s->gone ? ERR_IO : serve(h, s, now);
+            if (r < 0 || s->gone) {
+                *pp = s->next;
+                sub_end(h, s);
+            } else {
+                more |= r > 0;
+                pp = &s->next;
+            }
+        }
         struct timespec z = {0, WAKE_PERIOD_MS * 1000000L};
         nanosleep(&z, NULL);
-        pthread_mutex_lock(&h->mu);
     }
-    /* closed: every waiting reader hears it */
-    for (struct trace_sub *s = h->subs; s; s = s->next)
-        if (s->waiting) {
-            s->waiting = false;
-            s->wake(s->wake_arg);
-        }
+    while (h->subs) {
+        struct sub *s = h->subs;
+        h->subs = s->next;
+        sub_end(h, s);
+    }
+    pthread_mutex_lock(&h->mu);
+    h->stopped = true;
+    pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
     return NULL;
 }
 
-int trace_hub_new(size_t ring, struct trace_hub **ret)
+static void hub_destroy(struct trace_hub *h)
+{
+    for (size_t i = 0; h->ring && i < h->size; i++)
+        json_decref(h->ring[i].ev);
+    for (size_t i = 0; h->cache && i < h->size; i++)
+        rendered_clear(&h->cache[i]);
+    free(h->ring);
+    free(h->cache);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+    if (h->ep >= 0)
+        close(h->ep);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
+
+int trace_hub_new(size_t ring, unsigned keepalive_ms, struct trace_hub **ret)
 {
     size_t size = 64;
     while (size < ring && size < (1u << 20))
@@ -270,19 +592,29 @@ int trace_hub_new(size_t ring, struct trace_hub **ret)
     struct trace_hub *h = calloc(1, sizeof(*h));
     if (!h)
         return ERR_NOMEM;
-    h->ring = calloc(size, sizeof(*h->ring));
-    if (!h->ring) {
-        free(h);
-        return ERR_NOMEM;
-    }
-    h->size = size;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    if (pthread_create(&h->thread, NULL, run, h) != 0) {
-        free(h->ring);
-        free(h);
+    h->size = size;
+    h->keepalive_ms = keepalive_ms ? keepalive_ms : KEEPALIVE_MS;
+    h->ring = calloc(size, sizeof(*h->ring));
+    h->cache = calloc(size, sizeof(*h->cache));
+    h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    h->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!h->ring || !h->cache || h->wake_fd < 0 || h->ep < 0) {
+        int err = h->ring && h->cache ? ERR_INTERNAL : ERR_NOMEM;
+        hub_destroy(h);
+        return err;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->wake_fd, &ev) < 0 ||
+        pthread_create(&h->thread, NULL, run, h) != 0) {
+        hub_destroy(h);
         return ERR_INTERNAL;
     }
+    pthread_mutex_lock(&h->mu);
+    while (!h->started)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
     *ret = h;
     return 0;
 }
@@ -292,12 +624,18 @@ void trace_hub_close(struct trace_hub *h)
     if (!h)
         return;
     pthread_mutex_lock(&h->mu);
-    bool was = h->closed;
+    bool first = !h->closed;
     h->closed = true;
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    if (!was)
+    if (first) {
+        signal_sender(h);
         pthread_join(h->thread, NULL);
+        return;
+    }
+    pthread_mutex_lock(&h->mu); /* a concurrent close returns once the sender is gone too */
+    while (!h->stopped)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
 }
 
 struct trace_hub *trace_hub_free(struct trace_hub *h)
@@ -305,173 +643,90 @@ struct trace_hub *trace_hub_free(struct trace_hub *h)
     if (!h)
         return NULL;
     trace_hub_close(h);
-    for (size_t i = 0; i < h->size; i++)
-        entry_clear(&h->ring[i]);
-    free(h->ring);
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
-    free(h);
+    hub_destroy(h);
     return NULL;
 }
 
-void trace_publish_event(struct trace_hub *h, const json_t *ev, const struct trace_match *m)
+static bool is_request(const json_t *ev)
+{
+    const char *t = str(ev, "type");
+    return t && (strcmp(t, "token.request") == 0 || strcmp(t, "authorize.request") == 0 ||
+                 strcmp(t, "client.register") == 0);
+}
+
+void trace_publish_event(struct trace_hub *h, json_t *ev, const struct trace_match *m)
 {
     if (!h || !ev)
         return;
-    /* nobody listening: nothing to render (the common case costs one atomic read) */
-    if (!__atomic_load_n(&h->n_subs, __ATOMIC_RELAXED))
+    /* nobody listening: nothing to keep (the common case costs one atomic read) */
+    if (!__atomic_load_n(&h->n_subs, __ATOMIC_RELAXED) || !is_request(ev))
         return;
-    json_t *e = trace_entry_from_event(ev, m);
-    if (!e)
-        return;
-    char *data = json_dumps(e, JSON_COMPACT);
-    struct entry ne = {0};
-    if (data) {
-        size_t n = strlen(data);
-        ne.frame = malloc(sizeof(*ne.frame) + n + 32);
-        if (ne.frame) {
-            ne.frame->refs = 1;
-            ne.frame->len = (size_t)snprintf(ne.frame->data, n + 32,
-                                             "event: trace\ndata: %s\n\n", data);
-        }
-    }
-    free(data);
-    ne.severity = sev_parse(str(e, "severity"));
-    ne.client_ip = dup_or_null(str(e, "client_ip"));
-    ne.client = dup_or_null(str(ev, "client"));
-    ne.system = dup_or_null(str(ev, "system"));
-    json_decref(e);
-    if (!ne.frame) {
-        entry_clear(&ne);
-        return;
-    }
-    struct entry old;
+    struct slot ns = {json_incref(ev), m ? *m : (struct trace_match){0}};
     pthread_mutex_lock(&h->mu);
-    struct entry *slot = &h->ring[h->head & (h->size - 1)];
-    old = *slot;
-    *slot = ne;
-    h->head++;
-    if (!h->dirty) {
-        h->dirty = true;
-        pthread_cond_signal(&h->cv);
-    }
+    struct slot *sl = &h->ring[h->head & (h->size - 1)];
+    json_t *old = sl->ev; /* not taken by the sender: it fell behind */
+    *sl = ns;
+    __atomic_store_n(&h->head, h->head + 1, __ATOMIC_RELEASE);
+    bool wake = !h->dirty; /* the sender is idle: once per pass at most */
+    h->dirty = true;
     pthread_mutex_unlock(&h->mu);
-    entry_clear(&old); /* freed outside the lock */
+    if (wake)
+        signal_sender(h);
+    json_decref(old);
 }
 
-int trace_subscribe(struct trace_hub *h, const struct trace_filter *f, trace_wake_fn wake,
-                    void *wake_arg, struct trace_sub **ret)
+int trace_attach(struct trace_hub *h, int fd, const struct trace_filter *f, const char *head,
+                 size_t head_len, trace_release_fn release, void *arg)
 {
-    struct trace_sub *s = calloc(1, sizeof(*s));
+    struct sub *s = calloc(1, sizeof(*s));
+    int err = ERR_NOMEM;
     if (!s)
-        return ERR_NOMEM;
-    s->h = h;
+        goto fail;
+    s->fd = fd;
+    s->release = release;
+    s->arg = arg;
+    buf_init(&s->out, OUT_MAX);
     s->f.min_severity = f ? f->min_severity : TRACE_INFO;
     s->f.client_ip = f ? dup_or_null(f->client_ip) : NULL;
     s->f.client = f ? dup_or_null(f->client) : NULL;
     s->f.system = f ? dup_or_null(f->system) : NULL;
-    s->wake = wake;
-    s->wake_arg = wake_arg;
-    s->last_out_us = time_now_us();
-    pthread_mutex_lock(&h->mu);
-    s->pos = h->head;
-    s->next = h->subs;
-    if (h->subs)
-        h->subs->prev = s;
-    h->subs = s;
-    __atomic_store_n(&h->n_subs, h->n_subs + 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&h->mu);
-    *ret = s;
-    return 0;
-}
-
-void trace_unsubscribe(struct trace_sub *s)
-{
-    if (!s)
-        return;
-    struct trace_hub *h = s->h;
-    pthread_mutex_lock(&h->mu);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->subs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    __atomic_store_n(&h->n_subs, h->n_subs - 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&h->mu);
-    free((char *)s->f.client_ip);
-    free((char *)s->f.client);
-    free((char *)s->f.system);
-    free(s);
-}
-
-int trace_sub_read(struct trace_sub *s, struct buf *out, size_t max, void (*hold)(void *arg),
-                   void *hold_arg)
-{
-    struct trace_hub *h = s->h;
-    size_t start = out->len;
-    struct frame *take[READ_BATCH];
-    for (;;) {
-        /* under the lock only pick the frames (a reference each); copy them outside it, so
-         * publishers never wait for a reader's memcpy */
-        size_t n = 0, bytes = out->len - start;
-        pthread_mutex_lock(&h->mu);
-        uint64_t oldest = h->head > h->size ? h->head - h->size : 0;
-        if (s->pos < oldest) {
-            uint64_t lost = oldest - s->pos;
-            h->dropped += lost;
-            buf_printf(out, "event: dropped\ndata: {\"count\": %llu}\n\n",
-                       (unsigned long long)lost);
-            s->pos = oldest;
-        }
-        while (s->pos < h->head && n < READ_BATCH && bytes < max) {
-            const struct entry *e = &h->ring[s->pos & (h->size - 1)];
-            if (e->frame && matches(&s->f, e)) {
-                take[n++] = frame_ref(e->frame);
-                bytes += e->frame->len;
-            }
-            s->pos++;
-        }
-        bool more = s->pos < h->head && bytes < max;
-        if (n || out->len > start) {
-            s->last_out_us = time_now_us();
-            pthread_mutex_unlock(&h->mu);
-            for (size_t i = 0; i < n; i++) {
-                buf_append(out, take[i]->data, take[i]->len); /* past the cap: dropped */
-                frame_unref(take[i]);
-            }
-            if (more)
-                continue;
-            return (int)(out->len - start);
-        }
-        if (more) { /* only non-matching entries so far: keep scanning */
-            pthread_mutex_unlock(&h->mu);
-            continue;
-        }
-        int64_t now = time_now_us();
-        if (now - s->last_out_us >= KEEPALIVE_US) {
-            buf_puts(out, ": keep-alive\n\n");
-            s->last_out_us = now;
-            pthread_mutex_unlock(&h->mu);
-            return (int)(out->len - start);
-        }
-        if (h->closed) {
-            pthread_mutex_unlock(&h->mu);
-            return ERR_IO;
-        }
-        s->waiting = true;
-        if (hold)
-            hold(hold_arg); /* the caller suspends its connection while we hold the lock */
-        pthread_mutex_unlock(&h->mu);
-        return 0;
+    if ((f && ((f->client_ip && !s->f.client_ip) || (f->client && !s->f.client) ||
+               (f->system && !s->f.system))) ||
+        buf_append(&s->out, head ? head : "", head_len) < 0)
+        goto fail;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+        err = ERR_IO;
+        goto fail;
     }
+    pthread_mutex_lock(&h->mu);
+    if (h->closed) {
+        pthread_mutex_unlock(&h->mu);
+        err = ERR_IO;
+        goto fail;
+    }
+    s->pos = h->head;
+    s->next = h->incoming;
+    h->incoming = s;
+    __atomic_add_fetch(&h->n_subs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&h->mu);
+    signal_sender(h);
+    return 0;
+fail:
+    if (s)
+        sub_free(s);
+    release(arg);
+    return err;
 }
 
 void trace_hub_stats(struct trace_hub *h, struct trace_stats *ret)
 {
     pthread_mutex_lock(&h->mu);
     ret->published = h->head;
-    ret->subscribers = h->n_subs;
-    ret->dropped = h->dropped;
+    ret->priority_err = h->priority_err;
     pthread_mutex_unlock(&h->mu);
+    ret->subscribers = __atomic_load_n(&h->n_subs, __ATOMIC_RELAXED);
+    ret->dropped = __atomic_load_n(&h->dropped, __ATOMIC_RELAXED);
+    ret->rendered = __atomic_load_n(&h->rendered, __ATOMIC_RELAXED);
+    ret->blocked = __atomic_load_n(&h->blocked, __ATOMIC_RELAXED);
 }

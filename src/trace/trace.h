@@ -1,24 +1,26 @@
 /* trace/trace.h — live tracing of inbound authorization requests (DESIGN.md
  * rule 4; spec/audit-event.md "Trace entry"; spec/http-api.md "Live trace").
  *
- * A hub is a bounded ring of entries, each already rendered as its SSE frame.
- * Publishing is O(1) for the request thread whatever the number of
- * subscribers: render, take the lock, overwrite the oldest slot, bump the
- * sequence, signal the hub's own thread, which wakes the subscribers that
- * wait. A subscriber reads from its own position; one that falls more than
- * the ring's size behind gets a `dropped` frame with the count and goes on
- * from the oldest entry still there. Nothing is retained beyond the ring and
- * nothing is ever written to disk. */
+ * A hub is a bounded ring of published audit events and one sender thread,
+ * running at the lowest CPU priority, that owns every subscriber's socket.
+ * Publishing costs the request thread O(1) whatever the number of
+ * subscribers and renders nothing: take a reference to the event, store it
+ * in the ring under a lock, bump the sequence, and signal the sender if it
+ * is idle. The sender renders an entry lazily, once, the first time a
+ * subscriber needs it, applies each subscriber's filters and writes batches
+ * of SSE frames straight to the sockets. A subscriber that falls more than
+ * the ring's size behind (a stalled reader, or a sender starved of CPU
+ * because issuance uses it all) gets a `dropped` frame with the count and
+ * goes on from the oldest entry still there. Nothing is retained beyond the
+ * ring and nothing is ever written to disk. */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
 #include "core/err.h"
 
 struct trace_hub;
-struct trace_sub;
 
 /* What the handler knows beyond the audit event: whether the client id it was presented
  * names a client workload. The server workload matched iff the event has a "system". */
@@ -35,41 +37,48 @@ struct trace_filter {
     const char *system;    /* server workload, NULL = any */
 };
 
-/* wake(arg) is called on the hub's thread for a subscriber that read nothing and is
- * waiting, once new entries or a keep-alive are due; it must only resume the reader. */
-typedef void (*trace_wake_fn)(void *arg);
-
-/* ring: entries kept (rounded up to a power of two, at least 64). */
-int trace_hub_new(size_t ring, struct trace_hub **ret);
-/* Wakes every subscriber one last time (their reads then end the stream), stops the hub's
- * thread and frees. Subscribers must all be gone before the hub is freed: call
- * trace_hub_close first, let the HTTP server finish, then trace_hub_free. NULL-safe. */
+/* ring: entries kept (rounded up to a power of two, at least 64). keepalive_ms: a
+ * comment goes to a subscriber that got nothing for that long (0: 15 s). Starts the
+ * sender thread. ERR_NOMEM, or ERR_INTERNAL when the thread cannot start. */
+int trace_hub_new(size_t ring, unsigned keepalive_ms, struct trace_hub **ret);
+/* Ends every stream (each subscriber's release is called on the sender thread) and stops
+ * the sender; when it returns no subscriber socket is touched again, and a later attach
+ * is released at once. Idempotent, NULL-safe. */
 void trace_hub_close(struct trace_hub *h);
+/* Closes, then frees. NULL-safe. */
 struct trace_hub *trace_hub_free(struct trace_hub *h);
 
-/* Publishes the trace entry of an authorization request from its audit event (types
- * token.request, authorize.request, client.register; others are ignored). Never blocks
- * on subscribers. NULL hub: nothing. */
-void trace_publish_event(struct trace_hub *h, const json_t *ev, const struct trace_match *m);
+/* Publishes the audit event of an authorization request (types token.request,
+ * authorize.request, client.register; others are ignored): takes a reference to `ev`
+ * and a copy of *m, nothing more. `ev` is read later on the sender thread, so nobody may
+ * modify it after this call (drop your own reference whenever you like). Never blocks
+ * on subscribers; with none, returns after one atomic read. NULL hub: nothing. */
+void trace_publish_event(struct trace_hub *h, json_t *ev, const struct trace_match *m);
 
 /* The entry object of spec/audit-event.md for `ev` (new reference), for tests and tools. */
 json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m);
 
-/* Subscribes from now on (an entry published before is never seen). The filter's strings
- * are copied. */
-int trace_subscribe(struct trace_hub *h, const struct trace_filter *f, trace_wake_fn wake,
-                    void *wake_arg, struct trace_sub **ret);
-/* Appends SSE frames to `out` (at most about `max` bytes): a `dropped` frame first when
- * entries were lost, then matching entries, or a keep-alive comment when 15 s passed
- * without output. Returns the bytes appended (> 0), 0 when there is nothing: the
- * subscriber is then marked waiting and `wake` will be called — the caller must suspend
- * its connection *inside* `hold` (called under the hub's lock, so a wake cannot overtake
- * the suspend). Returns ERR_IO once the hub is closed and nothing is left. */
-int trace_sub_read(struct trace_sub *s, struct buf *out, size_t max, void (*hold)(void *arg),
-                   void *hold_arg);
-void trace_unsubscribe(struct trace_sub *s); /* NULL-safe */
+/* Called once when the hub stops using a subscriber's socket for good; the socket is
+ * then the caller's again (the hub never closes it). */
+typedef void (*trace_release_fn)(void *arg);
+
+/* Subscribes the connected stream socket `fd` from now on (an entry published before is
+ * never seen). The sender makes it non-blocking, writes `head` (copied: the response
+ * head and a first comment) and then the frames that pass the filter (its strings are
+ * copied). When the peer closes or sends an error, a write fails, or the hub closes,
+ * the sender removes fd from its epoll set, never touches it again, and calls
+ * release(arg) on its thread. release is called exactly once whatever happens: on the
+ * calling thread, before this returns, when the hub is closed (ERR_IO) or memory is
+ * short (ERR_NOMEM); otherwise 0. */
+int trace_attach(struct trace_hub *h, int fd, const struct trace_filter *f, const char *head,
+                 size_t head_len, trace_release_fn release, void *arg);
 
 struct trace_stats {
-    uint64_t published, subscribers, dropped;
+    uint64_t published;   /* entries published (only while someone subscribes) */
+    uint64_t subscribers; /* attached and not yet released */
+    uint64_t dropped;     /* entries subscribers missed, counted when the sender skips them */
+    uint64_t rendered;    /* entries rendered (each at most once) */
+    uint64_t blocked;     /* subscribers whose socket is full: the sender waits to write */
+    int priority_err;     /* 0, or -errno when the sender could not lower its priority */
 };
 void trace_hub_stats(struct trace_hub *h, struct trace_stats *ret);

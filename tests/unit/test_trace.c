@@ -1,13 +1,20 @@
 /* tests/unit/test_trace.c — trace/: the entry built from an audit event for
  * each row of spec/policy.md that shapes it (granted with denied scopes, no
  * active access policy, unknown system, unknown client, malformed request,
- * other event types ignored); the hub: a subscriber reads what is published
- * after it subscribed and nothing before, filters (severity minimum,
- * client_ip, client, system), a reader that falls more than the ring behind
- * gets `dropped` with the exact count then the newest entries, the wake-up
- * comes from the hub's thread after a read returned 0, close ends reads,
- * publishing with no subscriber is a no-op, and 4 publishers x 10k entries
- * with 2 readers add up (read + dropped == published for each reader). */
+ * other event types ignored); the hub through real sockets (socketpairs
+ * handed to trace_attach, read as a client would): the head first, then what
+ * is published after attaching and nothing before, the exact SSE frame,
+ * filters (severity minimum, client_ip, client, system); an entry rendered
+ * once for all subscribers, on the sender and only once a subscriber needs
+ * it (publishing keeps a reference, the event is never modified, the
+ * sender's reference is dropped after rendering); a reader whose socket is
+ * full loses what falls out of the ring, counted by the sender before it
+ * reads, then gets one `dropped` marker with the exact count and the newest
+ * entries, twice; keep-alives; a peer that hangs up is released on the
+ * sender's thread, once, its socket left open; close releases every stream
+ * and later attaches at once; publishing with no subscriber keeps nothing;
+ * and 4 publishers x 10k entries with 2 readers add up (read + dropped ==
+ * published for each reader). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,16 +22,20 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/timeutil.h"
 #include "trace/trace.h"
 
 #define RESOURCE "https://mcp.github.example/mcp"
@@ -296,72 +307,224 @@ static void entry_other_types_ignored(void **state)
 
 /* ---- hub ---- */
 
-struct waker {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int wakes, holds;
-    pthread_t woken_on;
+/* The opening bytes the caller hands to trace_attach (an HTTP head in the server). */
+#define HEAD ": test stream\n\n"
+#define T_WAIT 20000 /* ms: the sender runs at nice 19, so it may wait behind a busy machine */
+
+struct rec {
+    char kind; /* 't' trace entry, 'd' dropped, ':' comment */
+    char id[48];
+    unsigned long long count;
 };
 
-static void waker_init(struct waker *w)
+/* A subscriber as the tests see it: our end of a socketpair, the frames read so far, and
+ * the hub's release calls. */
+struct client {
+    int fd, peer; /* ours, the hub's (never closed by the hub) */
+    struct buf in; /* bytes read and not yet a whole frame */
+    struct rec *recs;
+    size_t n, cap, entries, comments;
+    unsigned long long dropped;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int releases;
+    pthread_t released_on;
+};
+
+static void on_release(void *arg)
 {
-    memset(w, 0, sizeof(*w));
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    struct client *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->releases++;
+    c->released_on = pthread_self();
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
-static void waker_done(struct waker *w)
+static void sleep_ms(int ms)
 {
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
+    struct timespec z = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&z, NULL);
 }
 
-static void on_wake(void *arg)
+static void add_rec(struct client *c, struct rec r)
 {
-    struct waker *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->wakes++;
-    w->woken_on = pthread_self();
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_hold(void *arg)
-{
-    struct waker *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->holds++;
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* waits (at most ms) until w->wakes >= n; returns the count seen */
-static int wait_wakes(struct waker *w, int n, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        c->recs = realloc(c->recs, c->cap * sizeof(*c->recs));
+        assert_non_null(c->recs);
     }
-    pthread_mutex_lock(&w->mu);
-    while (w->wakes < n)
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
-            break;
-    int got = w->wakes;
-    pthread_mutex_unlock(&w->mu);
-    return got;
+    c->recs[c->n++] = r;
 }
 
-static void nop_wake(void *arg)
+/* Parses the whole frames in c->in into records, keeping a partial one. */
+static void parse(struct client *c)
 {
-    (void)arg;
+    char *p = c->in.data, *end = p + c->in.len;
+    for (;;) {
+        char *f_end = p < end ? strstr(p, "\n\n") : NULL;
+        if (!f_end)
+            break;
+        struct rec r = {0};
+        if (strncmp(p, "event: trace\ndata: ", 19) == 0) {
+            const char *j = p + 19;
+            json_t *e = json_loadb(j, (size_t)(f_end - j), 0, NULL);
+            if (!e)
+                fail_msg("frame data is not JSON: %.*s", (int)(f_end - j), j);
+            r.kind = 't';
+            snprintf(r.id, sizeof(r.id), "%s", sget(e, "event_id"));
+            json_decref(e);
+            c->entries++;
+        } else if (strncmp(p, "event: dropped\ndata: ", 21) == 0) {
+            if (sscanf(p + 21, "{\"count\": %llu}", &r.count) != 1)
+                fail_msg("bad dropped frame: %.*s", (int)(f_end - p), p);
+            assert_true(r.count > 0);
+            r.kind = 'd';
+            c->dropped += r.count;
+        } else if (*p == ':') {
+            r.kind = ':';
+            snprintf(r.id, sizeof(r.id), "%.*s", (int)(f_end - p), p);
+            c->comments++;
+        } else {
+            fail_msg("unexpected frame: %.*s", (int)(f_end - p), p);
+        }
+        add_rec(c, r);
+        p = f_end + 2;
+    }
+    size_t rest = (size_t)(end - p);
+    memmove(c->in.data, p, rest);
+    c->in.len = rest;
+    c->in.data[rest] = '\0';
 }
+
+/* Reads what arrives within ms (returns early once done(c) holds). Returns 0 at EOF. */
+static int pump(struct client *c, int ms, bool (*done)(const struct client *c, size_t want),
+                size_t want)
+{
+    int64_t until = time_mono_ms() + ms;
+    char b[65536];
+    while (!(done && done(c, want))) {
+        int64_t left = until - time_mono_ms();
+        if (left <= 0)
+            return 1;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(c->fd, b, sizeof(b));
+        if (n == 0)
+            return 0;
+        assert_true(n > 0);
+        assert_int_equal(buf_append(&c->in, b, (size_t)n), 0);
+        parse(c);
+    }
+    return 1;
+}
+
+static bool has_entries(const struct client *c, size_t want)
+{
+    return c->entries >= want;
+}
+
+static bool has_recs(const struct client *c, size_t want)
+{
+    return c->n >= want;
+}
+
+static void wait_entries(struct client *c, size_t want)
+{
+    pump(c, T_WAIT, has_entries, want);
+    if (c->entries < want)
+        fail_msg("%zu entries, want %zu", c->entries, want);
+}
+
+/* Nothing but keep-alives arrives within ms. */
+static void quiet(struct client *c, int ms)
+{
+    size_t n = c->n;
+    pump(c, ms, NULL, 0);
+    for (size_t i = n; i < c->n; i++)
+        if (c->recs[i].kind != ':')
+            fail_msg("unexpected frame %c %s", c->recs[i].kind, c->recs[i].id);
+}
+
+/* snd: the hub end's SO_SNDBUF (0: the default), to make a stalled reader quick. */
+static struct client *attach(struct trace_hub *h, const struct trace_filter *f, int snd)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    c->fd = sv[0];
+    c->peer = sv[1];
+    if (snd)
+        assert_int_equal(setsockopt(c->peer, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)), 0);
+    buf_init(&c->in, 0);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    assert_int_equal(trace_attach(h, c->peer, f, HEAD, strlen(HEAD), on_release, c), 0);
+    /* the head comes first, whole */
+    pump(c, T_WAIT, has_recs, 1);
+    assert_true(c->n >= 1);
+    assert_int_equal(c->recs[0].kind, ':');
+    assert_string_equal(c->recs[0].id, ": test stream");
+    return c;
+}
+
+/* Waits (at most ms) until the hub released c; returns the count of releases. */
+static int wait_released(struct client *c, int ms)
+{
+    int64_t until = time_mono_ms() + ms;
+    pthread_mutex_lock(&c->mu);
+    while (!c->releases && time_mono_ms() < until) {
+        pthread_mutex_unlock(&c->mu);
+        sleep_ms(5);
+        pthread_mutex_lock(&c->mu);
+    }
+    int n = c->releases;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    close(c->fd);
+    close(c->peer); /* ours to close: the hub gave it back */
+    buf_done(&c->in);
+    free(c->recs);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+/* Hangs up and waits until the hub let go of the socket. */
+static void hang_up(struct client *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    assert_int_equal(wait_released(c, T_WAIT), 1);
+    client_free(c);
+}
+
+static struct trace_stats stats(struct trace_hub *h)
+{
+    struct trace_stats st;
+    trace_hub_stats(h, &st);
+    return st;
+}
+
+/* Waits until stats(h).field is want (T_WAIT at most). */
+#define WAIT_STAT(h, field, want)                                                                  \
+    do {                                                                                           \
+        int64_t until_ = time_mono_ms() + T_WAIT;                                                  \
+        while (stats(h).field != (want) && time_mono_ms() < until_)                                \
+            sleep_ms(2);                                                                           \
+        assert_int_equal(stats(h).field, (want));                                                  \
+    } while (0)
 
 /* A granted (info), no-policy (warning) or unknown-system (error) token request. */
-static void publish(struct trace_hub *h, enum trace_severity sev, const char *id,
-                    const char *client, const char *system, const char *ip)
+static json_t *request_event(enum trace_severity sev, const char *id, const char *client,
+                             const char *system, const char *ip)
 {
     struct evspec s = {.id = id, .client = client, .ip = ip, .target = RESOURCE};
     switch (sev) {
@@ -376,103 +539,76 @@ static void publish(struct trace_hub *h, enum trace_severity sev, const char *id
         s.outcome = "denied", s.severity = "error", s.reason = "unknown_system";
         break;
     }
-    json_t *ev = event(&s);
+    return event(&s);
+}
+
+static void publish(struct trace_hub *h, enum trace_severity sev, const char *id,
+                    const char *client, const char *system, const char *ip)
+{
+    json_t *ev = request_event(sev, id, client, system, ip);
     trace_publish_event(h, ev, &(struct trace_match){.client_matched = 1});
     json_decref(ev);
 }
 
-struct frames {
-    size_t entries, dropped_frames, keepalives;
-    unsigned long long dropped;
-    char first_id[64], last_id[64];
-};
-
-/* Counts the SSE frames of `data` (whole frames only, as trace_sub_read appends them). */
-static void parse_frames(const char *data, size_t len, struct frames *fr)
+static void publish_n(struct trace_hub *h, int from, int to)
 {
-    const char *p = data, *end = data + len;
-    while (p < end) {
-        const char *f_end = strstr(p, "\n\n");
-        assert_non_null(f_end);
-        if (strncmp(p, "event: trace\ndata: ", 19) == 0) {
-            const char *j = p + 19;
-            json_t *e = json_loadb(j, (size_t)(f_end - j), 0, NULL);
-            if (!e)
-                fail_msg("frame data is not JSON: %.*s", (int)(f_end - j), j);
-            const char *id = sget(e, "event_id");
-            assert_non_null(id);
-            if (!fr->entries)
-                snprintf(fr->first_id, sizeof(fr->first_id), "%s", id);
-            snprintf(fr->last_id, sizeof(fr->last_id), "%s", id);
-            fr->entries++;
-            json_decref(e);
-        } else if (strncmp(p, "event: dropped\ndata: ", 21) == 0) {
-            unsigned long long n = 0;
-            if (sscanf(p + 21, "{\"count\": %llu}", &n) != 1)
-                fail_msg("bad dropped frame: %.*s", (int)(f_end - p), p);
-            assert_true(n > 0);
-            fr->dropped += n;
-            fr->dropped_frames++;
-        } else if (*p == ':') {
-            fr->keepalives++;
-        } else {
-            fail_msg("unexpected frame: %.*s", (int)(f_end - p), p);
-        }
-        p = f_end + 2;
+    for (int i = from; i < to; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", i);
+        publish(h, TRACE_INFO, id, "bot", "docs", "127.0.0.1");
     }
 }
 
-/* Reads until the hub has nothing more for `s` (read returned 0). */
-static struct frames drain(struct trace_sub *s)
-{
-    struct frames fr = {0};
-    struct buf b;
-    buf_init(&b, 0);
-    int r;
-    while ((r = trace_sub_read(s, &b, 4096, NULL, NULL)) > 0) {
-        parse_frames(b.data, b.len, &fr);
-        buf_reset(&b);
-    }
-    assert_int_equal(r, 0);
-    buf_done(&b);
-    return fr;
-}
-
-static void hub_subscribe_publish_read(void **state)
+static void hub_attach_publish_read(void **state)
 {
     (void)state;
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0);
-    struct trace_sub *s = NULL;
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &s), 0);
-    struct buf b;
-    buf_init(&b, 0);
-    assert_int_equal(trace_sub_read(s, &b, 4096, NULL, NULL), 0); /* nothing yet */
-    assert_int_equal(b.len, 0);
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    assert_int_equal(stats(h).priority_err, 0); /* raising one's nice value is always allowed */
+    struct client *c = attach(h, NULL, 0);
+    quiet(c, 50); /* nothing yet */
     publish(h, TRACE_INFO, "id-1", "build-bot", "docs", "127.0.0.1");
-    int r = trace_sub_read(s, &b, 4096, NULL, NULL);
-    assert_true(r > 0);
-    assert_int_equal((size_t)r, b.len);
-    assert_true(strncmp(b.data, "event: trace\ndata: {", 20) == 0);
-    assert_true(b.len > 2 && strcmp(b.data + b.len - 2, "\n\n") == 0);
-    json_t *e = json_loadb(b.data + 19, b.len - 21, 0, NULL);
-    assert_non_null(e);
-    assert_entry_shape(e);
-    assert_string_equal(sget(e, "event_id"), "id-1");
-    assert_string_equal(sget(e, "client_workload"), "build-bot");
-    json_decref(e);
-    buf_reset(&b);
-    assert_int_equal(trace_sub_read(s, &b, 4096, NULL, NULL), 0); /* read once only */
-    struct trace_stats st;
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.published, 1);
+    wait_entries(c, 1);
+    assert_int_equal(c->recs[1].kind, 't');
+    assert_string_equal(c->recs[1].id, "id-1");
+    /* the frame on the wire, byte for byte the SSE shape */
+    json_t *ev = request_event(TRACE_INFO, "id-2", "build-bot", "docs", "127.0.0.1");
+    json_t *want = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
+    assert_entry_shape(want);
+    char *data = json_dumps(want, JSON_COMPACT);
+    trace_publish_event(h, ev, &(struct trace_match){.client_matched = 1});
+    json_decref(ev);
+    char frame[4096];
+    int flen = snprintf(frame, sizeof(frame), "event: trace\ndata: %s\n\n", data);
+    char got[4096];
+    ssize_t n = 0;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    while (n < flen && poll(&pfd, 1, T_WAIT) == 1) {
+        ssize_t r = read(c->fd, got + n, sizeof(got) - (size_t)n);
+        assert_true(r > 0);
+        n += r;
+    }
+    assert_int_equal(n, flen);
+    assert_memory_equal(got, frame, (size_t)flen);
+    free(data);
+    json_decref(want);
+    quiet(c, 50); /* each entry once */
+    struct trace_stats st = stats(h);
+    assert_int_equal(st.published, 2);
     assert_int_equal(st.subscribers, 1);
     assert_int_equal(st.dropped, 0);
-    buf_done(&b);
-    trace_unsubscribe(s);
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.subscribers, 0);
-    trace_unsubscribe(NULL);
+    assert_int_equal(st.rendered, 2);
+    assert_int_equal(st.blocked, 0);
+    /* the peer hangs up: the sender gives the socket back, on its own thread, once */
+    int peer = c->peer;
+    shutdown(c->fd, SHUT_RDWR);
+    assert_int_equal(wait_released(c, T_WAIT), 1);
+    assert_false(pthread_equal(c->released_on, pthread_self()));
+    assert_true(fcntl(peer, F_GETFD) >= 0); /* not closed by the hub */
+    WAIT_STAT(h, subscribers, 0);
+    sleep_ms(30);
+    assert_int_equal(c->releases, 1);
+    client_free(c);
     trace_hub_free(h);
     assert_null(trace_hub_free(NULL));
     trace_hub_close(NULL);
@@ -483,34 +619,18 @@ static void hub_filters(void **state)
 {
     (void)state;
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(256, &h), 0);
-    struct trace_sub *all, *warn, *err, *ip, *client, *ghost, *sys, *both;
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &all), 0);
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.min_severity = TRACE_WARNING},
-                                     nop_wake, NULL, &warn),
-                     0);
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.min_severity = TRACE_ERROR},
-                                     nop_wake, NULL, &err),
-                     0);
+    assert_int_equal(trace_hub_new(256, 0, &h), 0);
     char ipf[] = "10.0.0.2"; /* the filter's strings are copied */
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.client_ip = ipf}, nop_wake, NULL,
-                                     &ip),
-                     0);
+    struct client *ip = attach(h, &(struct trace_filter){.client_ip = ipf}, 0);
     memset(ipf, 'x', sizeof(ipf) - 1);
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.client = "bot"}, nop_wake, NULL,
-                                     &client),
-                     0);
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.client = "ghost"}, nop_wake,
-                                     NULL, &ghost),
-                     0);
-    assert_int_equal(trace_subscribe(h, &(struct trace_filter){.system = "docs"}, nop_wake, NULL,
-                                     &sys),
-                     0);
-    assert_int_equal(trace_subscribe(h,
-                                     &(struct trace_filter){.min_severity = TRACE_WARNING,
-                                                            .system = "docs"},
-                                     nop_wake, NULL, &both),
-                     0);
+    struct client *all = attach(h, NULL, 0);
+    struct client *warn = attach(h, &(struct trace_filter){.min_severity = TRACE_WARNING}, 0);
+    struct client *err = attach(h, &(struct trace_filter){.min_severity = TRACE_ERROR}, 0);
+    struct client *client = attach(h, &(struct trace_filter){.client = "bot"}, 0);
+    struct client *ghost = attach(h, &(struct trace_filter){.client = "ghost"}, 0);
+    struct client *sys = attach(h, &(struct trace_filter){.system = "docs"}, 0);
+    struct client *both =
+        attach(h, &(struct trace_filter){.min_severity = TRACE_WARNING, .system = "docs"}, 0);
 
     publish(h, TRACE_INFO, "e1", "bot", "docs", "10.0.0.1");
     publish(h, TRACE_INFO, "e2", "agent", "github", "10.0.0.2");
@@ -523,87 +643,174 @@ static void hub_filters(void **state)
                                         .ip = "10.0.0.2"});
     trace_publish_event(h, ev, &(struct trace_match){.client_matched = 0});
     json_decref(ev);
-    /* a subscriber that matches nothing: unknown system never carries a system */
+    /* an entry rendered for one subscriber is compared, not re-rendered, for the others */
     const struct {
-        struct trace_sub **s;
-        size_t n;
-        const char *first, *last;
+        struct client **c;
+        const char *ids;
     } want[] = {
-        {&all, 6, "e1", "e6"},  {&warn, 4, "e3", "e6"},   {&err, 2, "e5", "e6"},
-        {&ip, 3, "e2", "e6"},   {&client, 3, "e1", "e5"}, {&ghost, 1, "e6", "e6"},
-        {&sys, 2, "e1", "e3"},  {&both, 1, "e3", "e3"},
+        {&all, "e1 e2 e3 e4 e5 e6"}, {&warn, "e3 e4 e5 e6"}, {&err, "e5 e6"},
+        {&ip, "e2 e3 e6"},           {&client, "e1 e4 e5"},  {&ghost, "e6"},
+        {&sys, "e1 e3"},             {&both, "e3"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        struct frames fr = drain(*want[i].s);
-        if (fr.entries != want[i].n)
-            fail_msg("subscriber %zu: %zu entries, want %zu", i, fr.entries, want[i].n);
-        assert_string_equal(fr.first_id, want[i].first);
-        assert_string_equal(fr.last_id, want[i].last);
-        assert_int_equal(fr.dropped, 0);
-        trace_unsubscribe(*want[i].s);
+        struct client *c = *want[i].c;
+        size_t n = (strlen(want[i].ids) + 1) / 3;
+        wait_entries(c, n);
+        quiet(c, 30);
+        char got[64] = "";
+        for (size_t k = 0; k < c->n; k++)
+            if (c->recs[k].kind == 't')
+                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", *got ? " " : "",
+                         c->recs[k].id);
+        if (strcmp(got, want[i].ids) != 0)
+            fail_msg("subscriber %zu: got \"%s\", want \"%s\"", i, got, want[i].ids);
+        assert_int_equal(c->dropped, 0);
+        hang_up(c);
     }
+    assert_int_equal(stats(h).rendered, 6);
     trace_hub_free(h);
 }
 
-static void hub_dropped_then_newest(void **state)
+/* Publishes 10 entries at a time, each lot taken by the sender before the next (so none
+ * is lost), until it finds a subscriber's socket full (that subscriber reads nothing
+ * meanwhile). Returns how many entries it published. */
+static int fill_until_blocked(struct trace_hub *h, int from)
+{
+    int i = from;
+    uint64_t r0 = stats(h).rendered;
+    int64_t until = time_mono_ms() + T_WAIT;
+    while (!stats(h).blocked) {
+        publish_n(h, i, i + 10);
+        i += 10;
+        while (!stats(h).blocked && stats(h).rendered - r0 < (uint64_t)(i - from)) {
+            assert_true(time_mono_ms() < until);
+            sleep_ms(1);
+        }
+    }
+    return i - from;
+}
+
+static void hub_renders_once(void **state)
 {
     (void)state;
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0); /* 64 slots exactly */
-    struct trace_sub *slow, *fast;
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &slow), 0);
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &fast), 0);
-    struct frames ff = {0};
-    for (int i = 0; i < 100; i++) {
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    struct client *a = attach(h, NULL, 0), *b = attach(h, NULL, 0);
+    json_t *evs[20], *copies[20];
+    for (int i = 0; i < 20; i++) {
         char id[16];
-        snprintf(id, sizeof(id), "n%d", i);
-        publish(h, TRACE_INFO, id, "bot", "docs", "127.0.0.1");
-        if (i % 10 == 9) { /* the fast one keeps up */
-            struct frames f = drain(fast);
-            ff.entries += f.entries;
-            ff.dropped += f.dropped;
-        }
+        snprintf(id, sizeof(id), "r%d", i);
+        evs[i] = request_event(TRACE_INFO, id, "bot", "docs", "127.0.0.1");
+        copies[i] = json_deep_copy(evs[i]);
+        trace_publish_event(h, evs[i], &(struct trace_match){.client_matched = 1});
     }
-    assert_int_equal(ff.entries, 100);
-    assert_int_equal(ff.dropped, 0);
+    wait_entries(a, 20);
+    wait_entries(b, 20);
+    /* rendered once for both subscribers; the events were only read, and the sender let
+     * go of its references once it had rendered them */
+    assert_int_equal(stats(h).rendered, 20);
+    for (int i = 0; i < 20; i++) {
+        assert_true(json_equal(evs[i], copies[i]));
+        assert_int_equal(evs[i]->refcount, 1);
+        json_decref(evs[i]);
+        json_decref(copies[i]);
+    }
+    hang_up(a);
+    hang_up(b);
+    trace_hub_free(h);
+}
 
-    struct buf b;
-    buf_init(&b, 0);
-    int r = trace_sub_read(slow, &b, 1 << 20, NULL, NULL);
-    assert_true(r > 0);
-    /* the marker comes first, with the exact count */
-    assert_true(strncmp(b.data, "event: dropped\ndata: {\"count\": 36}\n\n", 36) == 0);
-    struct frames fr = {0};
-    parse_frames(b.data, b.len, &fr);
-    buf_done(&b);
-    assert_int_equal(fr.dropped_frames, 1);
-    assert_int_equal(fr.dropped, 36);
-    assert_int_equal(fr.entries, 64);
-    assert_string_equal(fr.first_id, "n36");
-    assert_string_equal(fr.last_id, "n99");
-    struct frames more = drain(slow);
-    assert_int_equal(more.entries + more.dropped, 0);
-    struct trace_stats st;
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.published, 100);
-    assert_int_equal(st.dropped, 36);
+static void hub_renders_after_publish(void **state)
+{
+    (void)state;
+    struct trace_hub *h = NULL;
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    struct client *c = attach(h, NULL, 4096);
+    int n = fill_until_blocked(h, 0);
+    uint64_t rendered = stats(h).rendered;
+    /* publishing only keeps a reference: no copy, no rendering on the caller's thread */
+    json_t *x = request_event(TRACE_WARNING, "x", "bot", "docs", "127.0.0.1");
+    json_t *copy = json_deep_copy(x);
+    trace_publish_event(h, x, &(struct trace_match){.client_matched = 1});
+    assert_int_equal(x->refcount, 2);
+    assert_int_equal(stats(h).rendered, rendered);
+    sleep_ms(50); /* nor on the sender while no subscriber needs it */
+    assert_int_equal(stats(h).rendered, rendered);
+    /* the reader catches up: x is rendered then, once, and comes last */
+    wait_entries(c, (size_t)n + 1);
+    assert_int_equal(c->dropped, 0);
+    assert_string_equal(c->recs[c->n - 1].id, "x");
+    assert_int_equal(stats(h).rendered, (uint64_t)n + 1);
+    assert_true(json_equal(x, copy));
+    assert_int_equal(x->refcount, 1);
+    json_decref(x);
+    json_decref(copy);
+    hang_up(c);
+    trace_hub_free(h);
+}
+
+/* The records of c from index i on: entries n<from> .. n<to-1> in order. */
+static size_t expect_run(const struct client *c, size_t i, int from, int to)
+{
+    for (int k = from; k < to; k++, i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", k);
+        if (i >= c->n || c->recs[i].kind != 't' || strcmp(c->recs[i].id, id) != 0)
+            fail_msg("record %zu: want entry %s, got %c %s", i, id,
+                     i < c->n ? c->recs[i].kind : '-', i < c->n ? c->recs[i].id : "");
+    }
+    return i;
+}
+
+static void hub_drops_counted_at_sender(void **state)
+{
+    (void)state;
+    struct trace_hub *h = NULL;
+    assert_int_equal(trace_hub_new(64, 0, &h), 0); /* 64 slots exactly */
+    struct client *slow = attach(h, NULL, 4096);
+    /* a second subscriber that keeps up meanwhile loses nothing */
+    uint64_t r0 = stats(h).rendered;
+    int k = fill_until_blocked(h, 0);
+    uint64_t taken = stats(h).rendered - r0;
+    struct client *fast = attach(h, NULL, 0);
+    int total = k + 100;
+    for (int i = k; i < total; i += 10) {
+        publish_n(h, i, i + 10);
+        wait_entries(fast, (size_t)(i + 10 - k));
+    }
+    uint64_t lost = (uint64_t)total - 64 - taken;
+    WAIT_STAT(h, dropped, lost); /* counted by the sender: slow has not read a byte */
+    assert_int_equal(fast->dropped, 0);
+    expect_run(fast, 1, k, total);
+    hang_up(fast);
+    pump(slow, T_WAIT, has_entries, taken + 64);
+    quiet(slow, 50);
+    size_t i = expect_run(slow, 1, 0, (int)taken);
+    if (i >= slow->n || slow->recs[i].kind != 'd')
+        fail_msg("record %zu: want the dropped marker", i);
+    assert_int_equal(slow->recs[i].count, lost); /* the marker first, with the exact count */
+    i = expect_run(slow, i + 1, total - 64, total); /* then the newest entries */
+    assert_int_equal(i, slow->n);
+    assert_int_equal(stats(h).blocked, 0);
 
     /* falling behind again: a second marker with the new count only */
-    for (int i = 100; i < 100 + 64 + 5; i++) {
-        char id[16];
-        snprintf(id, sizeof(id), "n%d", i);
-        publish(h, TRACE_INFO, id, "bot", "docs", "127.0.0.1");
-    }
-    fr = drain(slow);
-    assert_int_equal(fr.dropped_frames, 1);
-    assert_int_equal(fr.dropped, 5);
-    assert_int_equal(fr.entries, 64);
-    assert_string_equal(fr.first_id, "n105");
-    assert_string_equal(fr.last_id, "n168");
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.dropped, 41);
-    trace_unsubscribe(slow);
-    trace_unsubscribe(fast);
+    size_t mark = slow->n;
+    r0 = stats(h).rendered;
+    int k2 = fill_until_blocked(h, total);
+    uint64_t taken2 = stats(h).rendered - r0;
+    publish_n(h, total + k2, total + k2 + 64 + 5);
+    int total2 = total + k2 + 64 + 5;
+    uint64_t lost2 = (uint64_t)(k2 + 64 + 5) - 64 - taken2;
+    WAIT_STAT(h, dropped, lost + lost2);
+    pump(slow, T_WAIT, has_entries, slow->entries + taken2 + 64);
+    quiet(slow, 50);
+    i = expect_run(slow, mark, total, total + (int)taken2);
+    assert_int_equal(slow->recs[i].kind, 'd');
+    assert_int_equal(slow->recs[i].count, lost2);
+    i = expect_run(slow, i + 1, total2 - 64, total2);
+    assert_int_equal(i, slow->n);
+    assert_int_equal(slow->dropped, stats(h).dropped);
+    hang_up(slow);
     trace_hub_free(h);
 }
 
@@ -611,136 +818,102 @@ static void hub_nothing_from_before(void **state)
 {
     (void)state;
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0);
-    struct trace_sub *early, *late;
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &early), 0);
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    struct client *early = attach(h, NULL, 0);
     publish(h, TRACE_INFO, "before-1", "bot", "docs", "127.0.0.1");
     publish(h, TRACE_ERROR, "before-2", "bot", NULL, "127.0.0.1");
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &late), 0);
-    struct frames fr = drain(late);
-    assert_int_equal(fr.entries + fr.dropped, 0);
+    wait_entries(early, 2);
+    struct client *late = attach(h, NULL, 0);
+    quiet(late, 50);
     publish(h, TRACE_INFO, "after", "bot", "docs", "127.0.0.1");
-    fr = drain(late);
-    assert_int_equal(fr.entries, 1);
-    assert_string_equal(fr.first_id, "after");
-    fr = drain(early);
-    assert_int_equal(fr.entries, 3);
-    assert_string_equal(fr.first_id, "before-1");
-    trace_unsubscribe(early);
-    trace_unsubscribe(late);
+    wait_entries(late, 1);
+    assert_string_equal(late->recs[1].id, "after");
+    wait_entries(early, 3);
+    assert_string_equal(early->recs[1].id, "before-1");
+    hang_up(early);
+    hang_up(late);
     trace_hub_free(h);
 }
 
-static void hub_wakes_from_its_thread(void **state)
+static void hub_keepalive(void **state)
 {
     (void)state;
-    struct waker w;
-    waker_init(&w);
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0);
-    struct trace_sub *s;
-    assert_int_equal(trace_subscribe(h, NULL, on_wake, &w, &s), 0);
-    /* entries while it is not waiting: no wake-up (it reads them anyway) */
-    publish(h, TRACE_INFO, "x", "bot", "docs", "127.0.0.1");
-    struct buf b;
-    buf_init(&b, 0);
-    assert_true(trace_sub_read(s, &b, 4096, on_hold, &w) > 0);
-    assert_int_equal(w.holds, 0);
-    buf_reset(&b);
-    /* nothing: hold is called (the caller suspends inside it), then a publish wakes */
-    assert_int_equal(trace_sub_read(s, &b, 4096, on_hold, &w), 0);
-    assert_int_equal(w.holds, 1);
-    assert_int_equal(wait_wakes(&w, 1, 100), 0); /* no entry, no wake (keep-alive is 15 s) */
-    publish(h, TRACE_INFO, "y", "bot", "docs", "127.0.0.1");
-    assert_int_equal(wait_wakes(&w, 1, 2000), 1);
-    pthread_mutex_lock(&w.mu);
-    assert_false(pthread_equal(w.woken_on, pthread_self()));
-    pthread_mutex_unlock(&w.mu);
-    assert_true(trace_sub_read(s, &b, 4096, on_hold, &w) > 0);
-    assert_non_null(strstr(b.data, "\"event_id\":\"y\""));
-    buf_reset(&b);
-    /* one wake per wait: entries published while not waiting wake no one again */
-    publish(h, TRACE_INFO, "z", "bot", "docs", "127.0.0.1");
-    assert_int_equal(wait_wakes(&w, 2, 100), 1);
-    /* waiting again, several entries in a burst: woken (once or more), all read */
-    assert_true(trace_sub_read(s, &b, 4096, on_hold, &w) > 0);
-    buf_reset(&b);
-    assert_int_equal(trace_sub_read(s, &b, 4096, on_hold, &w), 0);
-    for (int i = 0; i < 10; i++)
-        publish(h, TRACE_INFO, "burst", "bot", "docs", "127.0.0.1");
-    assert_true(wait_wakes(&w, 2, 2000) >= 2);
-    struct frames fr = drain(s);
-    assert_int_equal(fr.entries, 10);
-    buf_done(&b);
-    trace_unsubscribe(s);
+    assert_int_equal(trace_hub_new(64, 300, &h), 0); /* a keep-alive after 300 ms of silence */
+    struct client *c = attach(h, NULL, 0);
+    pump(c, 150, NULL, 0);
+    assert_int_equal(c->comments, 1); /* the head only */
+    pump(c, T_WAIT, has_recs, 2);
+    assert_int_equal(c->recs[1].kind, ':');
+    assert_string_equal(c->recs[1].id, ": keep-alive");
+    publish(h, TRACE_INFO, "e", "bot", "docs", "127.0.0.1");
+    wait_entries(c, 1);
+    hang_up(c);
     trace_hub_free(h);
-    waker_done(&w);
 }
 
-static void hub_close_ends_reads(void **state)
+static void hub_close_ends_streams(void **state)
 {
     (void)state;
-    struct waker w1, w2;
-    waker_init(&w1);
-    waker_init(&w2);
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0);
-    struct trace_sub *waiting, *behind;
-    assert_int_equal(trace_subscribe(h, NULL, on_wake, &w1, &waiting), 0);
-    assert_int_equal(trace_subscribe(h, NULL, on_wake, &w2, &behind), 0);
-    struct buf b;
-    buf_init(&b, 0);
-    assert_int_equal(trace_sub_read(waiting, &b, 4096, on_hold, &w1), 0);
-    publish(h, TRACE_INFO, "last", "bot", "docs", "127.0.0.1");
-    assert_int_equal(wait_wakes(&w1, 1, 2000), 1);
-    assert_true(trace_sub_read(waiting, &b, 4096, on_hold, &w1) > 0);
-    buf_reset(&b);
-    assert_int_equal(trace_sub_read(waiting, &b, 4096, on_hold, &w1), 0); /* waiting again */
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    struct client *idle = attach(h, NULL, 0), *stuck = attach(h, NULL, 4096);
+    fill_until_blocked(h, 0);
     trace_hub_close(h);
-    /* the waiting reader is woken one last time (before close returns) */
-    assert_int_equal(wait_wakes(&w1, 2, 0), 2);
-    assert_int_equal(trace_sub_read(waiting, &b, 4096, on_hold, &w1), ERR_IO);
-    assert_int_equal(b.len, 0);
-    /* a reader with entries left gets them first, then the end */
-    assert_true(trace_sub_read(behind, &b, 4096, on_hold, &w2) > 0);
-    assert_non_null(strstr(b.data, "\"event_id\":\"last\""));
-    buf_reset(&b);
-    assert_int_equal(trace_sub_read(behind, &b, 4096, on_hold, &w2), ERR_IO);
-    assert_int_equal(trace_sub_read(behind, &b, 4096, on_hold, &w2), ERR_IO);
+    /* every stream given back before close returns, once, and the sockets left open */
+    assert_int_equal(idle->releases, 1);
+    assert_int_equal(stuck->releases, 1);
+    assert_true(fcntl(idle->peer, F_GETFD) >= 0);
+    assert_int_equal(stats(h).subscribers, 0);
+    /* attaching to a closed hub gives the socket back at once, on the caller's thread */
+    struct client *late = calloc(1, sizeof(*late));
+    assert_non_null(late);
+    pthread_mutex_init(&late->mu, NULL);
+    pthread_cond_init(&late->cv, NULL);
+    buf_init(&late->in, 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    late->fd = sv[0];
+    late->peer = sv[1];
+    assert_int_equal(trace_attach(h, late->peer, NULL, HEAD, strlen(HEAD), on_release, late),
+                     ERR_IO);
+    assert_int_equal(late->releases, 1);
+    assert_true(pthread_equal(late->released_on, pthread_self()));
+    publish(h, TRACE_INFO, "after-close", "bot", "docs", "127.0.0.1"); /* nobody: no-op */
     trace_hub_close(h); /* twice is fine */
-    buf_done(&b);
-    trace_unsubscribe(waiting);
-    trace_unsubscribe(behind);
+    assert_int_equal(idle->releases, 1);
     trace_hub_free(h);
-    waker_done(&w1);
-    waker_done(&w2);
+    client_free(idle);
+    client_free(stuck);
+    client_free(late);
 }
 
 static void hub_no_subscriber_no_op(void **state)
 {
     (void)state;
     struct trace_hub *h = NULL;
-    assert_int_equal(trace_hub_new(64, &h), 0);
-    struct trace_stats st;
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    json_t *ev = request_event(TRACE_INFO, "nobody", "bot", "docs", "127.0.0.1");
     for (int i = 0; i < 10; i++)
-        publish(h, TRACE_INFO, "nobody", "bot", "docs", "127.0.0.1");
-    trace_hub_stats(h, &st);
+        trace_publish_event(h, ev, NULL);
+    assert_int_equal(ev->refcount, 1); /* not even a reference kept */
+    json_decref(ev);
+    struct trace_stats st = stats(h);
     assert_int_equal(st.published, 0);
     assert_int_equal(st.subscribers, 0);
-    struct trace_sub *s;
-    assert_int_equal(trace_subscribe(h, NULL, nop_wake, NULL, &s), 0);
+    struct client *c = attach(h, NULL, 0);
     publish(h, TRACE_INFO, "one", "bot", "docs", "127.0.0.1");
     /* events that are not authorization requests are not published */
-    json_t *ev = event(&(struct evspec){.type = "admin.change", .outcome = "success",
-                                        .severity = "info"});
+    ev = event(&(struct evspec){.type = "admin.change", .outcome = "success", .severity = "info"});
     trace_publish_event(h, ev, NULL);
+    assert_int_equal(ev->refcount, 1);
     json_decref(ev);
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.published, 1);
-    trace_unsubscribe(s);
+    assert_int_equal(stats(h).published, 1);
+    wait_entries(c, 1);
+    hang_up(c);
+    WAIT_STAT(h, subscribers, 0);
     publish(h, TRACE_INFO, "gone", "bot", "docs", "127.0.0.1");
-    trace_hub_stats(h, &st);
-    assert_int_equal(st.published, 1);
+    assert_int_equal(stats(h).published, 1);
     trace_hub_free(h);
 }
 
@@ -749,104 +922,57 @@ static void hub_no_subscriber_no_op(void **state)
 #define PUBLISHERS 4
 #define PER_PUBLISHER 10000
 
-struct conc {
-    struct trace_hub *h;
-    atomic_bool done;
-};
-
-struct reader {
-    struct conc *c;
-    struct trace_sub *s;
-    unsigned long long entries, dropped;
-};
-
 static void *publisher(void *p)
 {
-    struct conc *c = p;
+    struct trace_hub *h = p;
     json_t *ev = event(&(struct evspec){.outcome = "granted", .severity = "info",
                                         .client = "bot", .system = "docs", .policy = "p",
                                         .target = RESOURCE, .ip = "127.0.0.1"});
     for (int i = 0; i < PER_PUBLISHER; i++)
-        trace_publish_event(c->h, ev, &(struct trace_match){.client_matched = 1});
+        trace_publish_event(h, ev, &(struct trace_match){.client_matched = 1});
     json_decref(ev);
     return NULL;
 }
 
-#define DROPPED "event: dropped\ndata: {\"count\": "
-
-/* counts frames without parsing JSON, to keep up */
-static void count_frames(struct reader *r, const char *p, size_t len)
+static bool accounted(const struct client *c, size_t want)
 {
-    const char *end = p + len;
-    while (p < end) {
-        const char *f_end = strstr(p, "\n\n");
-        assert_non_null(f_end);
-        if (strncmp(p, "event: trace\n", 13) == 0) {
-            r->entries++;
-        } else if (strncmp(p, DROPPED, sizeof(DROPPED) - 1) == 0) {
-            r->dropped += strtoull(p + sizeof(DROPPED) - 1, NULL, 10);
-        } else if (*p != ':') {
-            fail_msg("unexpected frame: %.*s", (int)(f_end - p), p);
-        }
-        p = f_end + 2;
-    }
+    return c->entries + c->dropped >= want;
 }
 
 static void *reader_run(void *p)
 {
-    struct reader *r = p;
-    struct buf b;
-    buf_init(&b, 0);
-    for (;;) {
-        bool finished = atomic_load(&r->c->done); /* before the read: then all is visible */
-        int n = trace_sub_read(r->s, &b, 16384, NULL, NULL);
-        if (n < 0)
-            break;
-        if (n > 0) {
-            count_frames(r, b.data, b.len);
-            buf_reset(&b);
-            continue;
-        }
-        if (finished)
-            break;
-        struct timespec z = {0, 50000};
-        nanosleep(&z, NULL);
-    }
-    buf_done(&b);
+    struct client *c = p;
+    pump(c, 60000, accounted, (size_t)PUBLISHERS * PER_PUBLISHER);
     return NULL;
 }
 
 static void hub_concurrency(void **state)
 {
     (void)state;
-    struct conc c = {0};
-    atomic_init(&c.done, false);
-    assert_int_equal(trace_hub_new(1024, &c.h), 0);
-    struct reader rd[2] = {{.c = &c}, {.c = &c}};
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(trace_subscribe(c.h, NULL, nop_wake, NULL, &rd[i].s), 0);
+    struct trace_hub *h = NULL;
+    assert_int_equal(trace_hub_new(1024, 0, &h), 0);
+    struct client *rd[2] = {attach(h, NULL, 0), attach(h, NULL, 0)};
     pthread_t pub[PUBLISHERS], rt[2];
     for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&rt[i], NULL, reader_run, &rd[i]), 0);
+        assert_int_equal(pthread_create(&rt[i], NULL, reader_run, rd[i]), 0);
     for (int i = 0; i < PUBLISHERS; i++)
-        assert_int_equal(pthread_create(&pub[i], NULL, publisher, &c), 0);
+        assert_int_equal(pthread_create(&pub[i], NULL, publisher, h), 0);
     for (int i = 0; i < PUBLISHERS; i++)
         pthread_join(pub[i], NULL);
-    atomic_store(&c.done, true);
     for (int i = 0; i < 2; i++)
         pthread_join(rt[i], NULL);
-    struct trace_stats st;
-    trace_hub_stats(c.h, &st);
     const unsigned long long total = PUBLISHERS * PER_PUBLISHER;
+    struct trace_stats st = stats(h);
     assert_int_equal(st.published, total);
     for (int i = 0; i < 2; i++) {
-        print_message("reader %d: %llu read, %llu dropped\n", i, rd[i].entries, rd[i].dropped);
-        assert_int_equal(rd[i].entries + rd[i].dropped, total);
+        print_message("reader %d: %zu read, %llu dropped\n", i, rd[i]->entries, rd[i]->dropped);
+        assert_int_equal(rd[i]->entries + rd[i]->dropped, total);
     }
-    assert_int_equal(st.dropped, rd[0].dropped + rd[1].dropped);
+    assert_int_equal(st.dropped, rd[0]->dropped + rd[1]->dropped);
+    assert_true(st.rendered <= total);
     for (int i = 0; i < 2; i++)
-        trace_unsubscribe(rd[i].s);
-    trace_hub_free(c.h);
+        hang_up(rd[i]);
+    trace_hub_free(h);
 }
 
 int main(void)
@@ -858,12 +984,14 @@ int main(void)
         cmocka_unit_test(entry_unknown_client),
         cmocka_unit_test(entry_invalid_request_no_client),
         cmocka_unit_test(entry_other_types_ignored),
-        cmocka_unit_test(hub_subscribe_publish_read),
+        cmocka_unit_test(hub_attach_publish_read),
         cmocka_unit_test(hub_filters),
-        cmocka_unit_test(hub_dropped_then_newest),
+        cmocka_unit_test(hub_renders_once),
+        cmocka_unit_test(hub_renders_after_publish),
+        cmocka_unit_test(hub_drops_counted_at_sender),
         cmocka_unit_test(hub_nothing_from_before),
-        cmocka_unit_test(hub_wakes_from_its_thread),
-        cmocka_unit_test(hub_close_ends_reads),
+        cmocka_unit_test(hub_keepalive),
+        cmocka_unit_test(hub_close_ends_streams),
         cmocka_unit_test(hub_no_subscriber_no_op),
         cmocka_unit_test(hub_concurrency),
     };
