@@ -7,9 +7,12 @@
 # Then:
 #   1. client-credentials throughput (wrk -t2 -c64, bench/cc.lua, as run.sh)
 #      with 0 and with BENCH_SUBSCRIBERS (100) trace subscribers connected and
-#      reading every entry (bench/trace-client.mjs sink, one node process),
+#      reading all they are sent (bench/trace-client.mjs sink, one node process),
 #      measured A B B A (0, 100, 100, 0) so a drift of the machine cancels out;
-#      prints both req/s and the difference in % (target: under 5 %);
+#      prints both req/s and the difference in % (target: under 5 %). The
+#      server's trace sender runs at the lowest CPU priority: when issuance
+#      saturates the CPU it falls behind and the streams get `dropped` markers
+#      for what it could not send (every entry read or counted in a marker);
 #   2. the delay from request to entry at a subscriber at BENCH_RATE (5,000)
 #      requests/s (wrk with bench/rate.lua, open-loop): one subscriber stamps
 #      each entry as it arrives and subtracts the entry's `time` (when the
