@@ -7,7 +7,9 @@
 // MCPAUTH_TOKEN. Prints `ready` once every stream answered 200 and sent its
 // opening comment (the subscriptions exist), then reads until SIGTERM and, once
 // its streams were idle for 200 ms (what was sent is read), prints one line:
-//   sink:    trace-client: streams N entries E dropped D bytes B min_entries M
+//   sink:    trace-client: streams N entries E dropped D bytes B min_entries M min_accounted A
+//            (A: the least, over the streams, of entries read plus entries a `dropped`
+//            marker counted)
 //   latency: trace-client: entries E dropped D p50 X p99 Y max Z (ms)
 // The delay is the time an entry is read here minus its `time` field, the
 // moment the server received the request (same machine, same realtime clock),
@@ -114,7 +116,9 @@ function report() {
   const sum = (k) => streams.reduce((a, s) => a + s[k], 0);
   if (mode === 'sink') {
     const min = Math.min(...streams.map((s) => s.entries));
-    console.log(`trace-client: streams ${n} entries ${sum('entries')} dropped ${sum('dropped')} bytes ${sum('bytes')} min_entries ${min}`);
+    // every entry is either read or counted in a `dropped` marker: nothing lost silently
+    const acc = Math.min(...streams.map((s) => s.entries + s.dropped));
+    console.log(`trace-client: streams ${n} entries ${sum('entries')} dropped ${sum('dropped')} bytes ${sum('bytes')} min_entries ${min} min_accounted ${acc}`);
   } else {
     const d = Float64Array.from(delays).sort();
     const f = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'nan');

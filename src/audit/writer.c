@@ -253,10 +253,24 @@ int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, 
 int audit_writer_submit_jtis(struct audit_writer *w, json_t *json_ev, char *jti_keys[2],
                              const int64_t jti_exps[2], audit_done_fn done, void *arg)
 {
+    return audit_writer_submit_doc(w, json_ev, jti_keys, jti_exps, done, arg, NULL, NULL);
+}
+
+int audit_writer_submit_doc(struct audit_writer *w, json_t *json_ev, char *jti_keys[2],
+                            const int64_t jti_exps[2], audit_done_fn done, void *arg,
+                            char **ret_doc, size_t *ret_len)
+{
     /* serialise here, on the submitting thread: the one writer thread only seals */
     struct audit_prepared *ev = NULL;
     int pr = audit_prepare(json_ev, &ev);
     json_decref(json_ev);
+    if (ret_doc) {
+        *ret_doc = pr == 0 ? malloc(ev->len + 1) : NULL;
+        if (*ret_doc) {
+            memcpy(*ret_doc, ev->canon, ev->len + 1);
+            *ret_len = ev->len;
+        }
+    }
     pthread_mutex_lock(&w->mu);
     if (pr < 0 || w->stop || w->len >= AUDIT_QUEUE_MAX) {
         pthread_mutex_unlock(&w->mu);

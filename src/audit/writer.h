@@ -36,6 +36,14 @@ int audit_writer_submit(struct audit_writer *w, json_t *ev, audit_done_fn done, 
 int audit_writer_submit_jtis(struct audit_writer *w, json_t *ev, char *jti_keys[2],
                              const int64_t jti_exps[2], audit_done_fn done, void *arg);
 
+/* Like audit_writer_submit_jtis, and when ret_doc is not NULL also hands back a copy of
+ * the event as serialised for the store (malloc'd, *ret_len bytes, NUL-terminated; the
+ * live trace renders its entry from it on another thread). *ret_doc is NULL when the
+ * event could not be serialised or memory is short. */
+int audit_writer_submit_doc(struct audit_writer *w, json_t *ev, char *jti_keys[2],
+                            const int64_t jti_exps[2], audit_done_fn done, void *arg,
+                            char **ret_doc, size_t *ret_len);
+
 struct audit_writer_stats {
     uint64_t events, batches, failures, queue_len, max_batch;
     uint64_t batch_hist[8]; /* batches of size <=1, <=4, <=16, <=64, <=256, <=1024, <=4096, more */

@@ -230,10 +230,10 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
                   (socklen_t)n);
 }
 
-/* Hands `ev` (taken) to the audit writer (if any), then to the live trace. In that order: the
- * writer prepares (modifies) the event on this thread, and the trace's sender reads it
- * later on its own, so it is published only once nobody will change it. Returns what
- * the writer's submit returned (ERR_IO without a writer). */
+/* Hands `ev` (taken) to the audit writer (if any), then to the live trace. While someone
+ * listens, the trace gets a copy of the text the writer serialised the event to (no
+ * second serialisation on this thread; the sender parses and renders it at low
+ * priority). Returns what the writer's submit returned (ERR_IO without a writer). */
 static int submit_and_publish(struct http_request *req, json_t *ev, const struct trace_match *m,
                               char *jti_keys[2], const int64_t jti_exps[2], audit_done_fn done,
                               void *arg)
@@ -242,11 +242,18 @@ static int submit_and_publish(struct http_request *req, json_t *ev, const struct
     char *none[2] = {NULL, NULL};
     const int64_t zero[2] = {0, 0};
     struct trace_match match = *m; /* `done` may free what m points into once submitted */
+    struct trace_hub *h = req->srv->cfg.trace;
+    char *doc = NULL;
+    size_t len = 0;
     int r = ERR_IO;
     if (w) /* the writer takes a reference of its own, we keep ours for the trace */
-        r = audit_writer_submit_jtis(w, json_incref(ev), jti_keys ? jti_keys : none,
-                                     jti_exps ? jti_exps : zero, done, arg);
-    trace_publish_event(req->srv->cfg.trace, ev, &match); /* live, before durable */
+        r = audit_writer_submit_doc(w, json_incref(ev), jti_keys ? jti_keys : none,
+                                    jti_exps ? jti_exps : zero, done, arg,
+                                    trace_listening(h) ? &doc : NULL, &len);
+    if (doc) /* live, before durable */
+        trace_publish_text(h, doc, len, &match);
+    else
+        trace_publish_event(h, ev, &match);
     json_decref(ev);
     return r;
 }

@@ -2,15 +2,15 @@
  *
  * Workload: every authorization request publishes one entry (thousands per
  * second); a handful to hundreds of subscribers read, on the machine whose
- * CPU issuance needs. The request thread only swaps an event reference into
- * the ring. Everything else (rendering, filtering, writing to every socket)
- * happens on the sender thread at nice 19, in batches at most every
+ * CPU issuance needs. The request thread only swaps the event's JSON text (a
+ * copy the audit writer made while serialising it) into the ring. Everything
+ * else (parsing, rendering, filtering, writing to every socket) happens on the sender thread at nice 19, in batches at most every
  * WAKE_PERIOD_MS: when issuance saturates the CPU the sender gets little of
  * it, falls behind and drops entries, and issuance keeps its pace.
  *
  * Invariants: head counts entries ever published; ring slot seq % size holds
  * entry seq while head - size <= seq < head. An entry in that window is
- * either still in its ring slot (ev set: not rendered yet) or was taken out
+ * either still in its ring slot (doc set: not rendered yet) or was taken out
  * by the sender and rendered into cache slot seq % size (cache seq == seq),
  * never both, so it is rendered once. Only the sender touches the cache, the
  * subscribers' list, its epoll set and the subscribers' sockets; publishers
@@ -40,6 +40,8 @@
 #define BATCH           256            /* entries per write (one iovec each, plus a marker) */
 #define OUT_MAX         (256 * 1024)   /* bytes of one write, and of a subscriber's unsent tail */
 #define ROUNDS          (4096 / BATCH) /* writes per subscriber and pass, so one cannot hog it */
+#define GARBAGE_MAX     (4 * BATCH)   /* rendered texts waiting for a publisher to free them */
+#define GARBAGE_PER_PUB 4             /* texts a publisher frees each time */
 #define FRAME_FMT       "event: trace\ndata: %s\n\n"
 #define KEEPALIVE_FRAME ": keep-alive\n\n"
 
@@ -169,9 +171,13 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
 
 /* ---- hub ---- */
 
-/* A published entry: the event (a reference) until the sender takes it to render. */
+/* A published entry: the event's JSON text (owned) until the sender takes it to render.
+ * Text, not the publisher's json_t: one allocation crosses threads instead of the event's
+ * tree of them, and the publisher frees its tree at once on its own thread (measured: a
+ * kept tree made glibc's allocator the bottleneck once 100 subscribers listened). */
 struct slot {
-    json_t *ev;
+    char *doc;
+    size_t len;
     struct trace_match m;
 };
 
@@ -212,7 +218,14 @@ struct trace_hub {
     int64_t keepalive_ms;
     int wake_fd, ep;
     pthread_t thread;
+    /* texts the sender rendered, for publishers to free (under mu): freeing them on the
+     * sender would lock the publishing thread's malloc arena from a thread at nice 19,
+     * and a publisher could wait for that lock while the sender waits for a CPU */
+    char *garbage[GARBAGE_MAX];
+    size_t n_garbage;
     /* the sender's own */
+    char *done[BATCH]; /* rendered, not yet handed to publishers */
+    size_t n_done;
     struct rendered *cache;
     struct sub *subs;
 };
@@ -245,13 +258,15 @@ static struct rendered *cached(struct trace_hub *h, uint64_t seq)
 }
 
 /* Renders entry seq into its cache slot: the frame, once, and the fields filters compare. */
-static void render(struct trace_hub *h, uint64_t seq, const json_t *ev, const struct trace_match *m)
+static void render(struct trace_hub *h, uint64_t seq, const char *doc, size_t len,
+                   const struct trace_match *m)
 {
     struct rendered *r = &h->cache[seq & (h->size - 1)];
     rendered_clear(r);
     r->seq = seq;
     r->valid = true;
-    json_t *e = trace_entry_from_event(ev, m);
+    json_t *ev = json_loadb(doc, len, 0, NULL);
+    json_t *e = ev ? trace_entry_from_event(ev, m) : NULL;
     char *data = e ? json_dumps(e, JSON_COMPACT) : NULL;
     if (data && strlen(data) < OUT_MAX / 2) { /* always: request sizes are capped far below */
         size_t n = strlen(data) + sizeof(FRAME_FMT);
@@ -265,6 +280,7 @@ static void render(struct trace_hub *h, uint64_t seq, const json_t *ev, const st
     r->client = dup_or_null(str(ev, "client"));
     r->system = dup_or_null(str(ev, "system"));
     json_decref(e);
+    json_decref(ev);
     __atomic_add_fetch(&h->rendered, 1, __ATOMIC_RELAXED);
 }
 
@@ -305,26 +321,29 @@ static void take_and_render(struct trace_hub *h, struct sub *s, uint64_t end)
         return;
     struct {
         uint64_t seq;
-        json_t *ev;
-        struct trace_match m;
+        struct slot sl;
     } take[BATCH];
     size_t n = 0;
     pthread_mutex_lock(&h->mu);
+    while (h->n_done && h->n_garbage < GARBAGE_MAX)
+        h->garbage[h->n_garbage++] = h->done[--h->n_done];
     note_lost(h, s, h->head);
     for (q = q > s->pos ? q : s->pos; q < end; q++) {
         struct slot *sl = &h->ring[q & (h->size - 1)];
-        if (sl->ev) {
+        if (sl->doc) {
             take[n].seq = q;
-            take[n].ev = sl->ev;
-            take[n].m = sl->m;
-            sl->ev = NULL;
+            take[n].sl = *sl;
+            sl->doc = NULL;
             n++;
         }
     }
     pthread_mutex_unlock(&h->mu);
     for (size_t i = 0; i < n; i++) {
-        render(h, take[i].seq, take[i].ev, &take[i].m);
-        json_decref(take[i].ev); /* often the last reference: freed here, not by a publisher */
+        render(h, take[i].seq, take[i].sl.doc, take[i].sl.len, &take[i].sl.m);
+        if (h->n_done < BATCH)
+            h->done[h->n_done++] = take[i].sl.doc;
+        else
+            free(take[i].sl.doc); /* publishers stopped taking them: nobody to wait for */
     }
 }
 
@@ -570,7 +589,11 @@ static void *run(void *p)
 static void hub_destroy(struct trace_hub *h)
 {
     for (size_t i = 0; h->ring && i < h->size; i++)
-        json_decref(h->ring[i].ev);
+        free(h->ring[i].doc);
+    for (size_t i = 0; i < h->n_garbage; i++)
+        free(h->garbage[i]);
+    for (size_t i = 0; i < h->n_done; i++)
+        free(h->done[i]);
     for (size_t i = 0; h->cache && i < h->size; i++)
         rendered_clear(&h->cache[i]);
     free(h->ring);
@@ -654,17 +677,40 @@ static bool is_request(const json_t *ev)
                  strcmp(t, "client.register") == 0);
 }
 
-void trace_publish_event(struct trace_hub *h, json_t *ev, const struct trace_match *m)
+/* The compact JSON of an authorization request's event? (A false match costs a slot
+ * that renders to nothing: trace_entry_from_event reads the type again.) */
+static bool is_request_text(const char *doc, size_t len)
 {
-    if (!h || !ev)
+    static const char *const types[] = {"\"type\":\"token.request\"",
+                                        "\"type\":\"authorize.request\"",
+                                        "\"type\":\"client.register\""};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (memmem(doc, len, types[i], strlen(types[i])))
+            return true;
+    return false;
+}
+
+bool trace_listening(struct trace_hub *h)
+{
+    return h && __atomic_load_n(&h->n_subs, __ATOMIC_RELAXED);
+}
+
+void trace_publish_text(struct trace_hub *h, char *doc, size_t len, const struct trace_match *m)
+{
+    if (!doc)
         return;
-    /* nobody listening: nothing to keep (the common case costs one atomic read) */
-    if (!__atomic_load_n(&h->n_subs, __ATOMIC_RELAXED) || !is_request(ev))
+    if (!trace_listening(h) || !is_request_text(doc, len)) {
+        free(doc);
         return;
-    struct slot ns = {json_incref(ev), m ? *m : (struct trace_match){0}};
+    }
+    struct slot ns = {doc, len, m ? *m : (struct trace_match){0}};
+    char *freed[GARBAGE_PER_PUB];
+    size_t n_freed = 0;
     pthread_mutex_lock(&h->mu);
+    while (h->n_garbage && n_freed < GARBAGE_PER_PUB)
+        freed[n_freed++] = h->garbage[--h->n_garbage];
     struct slot *sl = &h->ring[h->head & (h->size - 1)];
-    json_t *old = sl->ev; /* not taken by the sender: it fell behind */
+    char *old = sl->doc; /* not taken by the sender: it fell behind */
     *sl = ns;
     __atomic_store_n(&h->head, h->head + 1, __ATOMIC_RELEASE);
     bool wake = !h->dirty; /* the sender is idle: once per pass at most */
@@ -672,7 +718,19 @@ void trace_publish_event(struct trace_hub *h, json_t *ev, const struct trace_mat
     pthread_mutex_unlock(&h->mu);
     if (wake)
         signal_sender(h);
-    json_decref(old);
+    free(old);
+    for (size_t i = 0; i < n_freed; i++)
+        free(freed[i]);
+}
+
+void trace_publish_event(struct trace_hub *h, const json_t *ev, const struct trace_match *m)
+{
+    /* nobody listening: nothing to keep (the common case costs one atomic read) */
+    if (!ev || !trace_listening(h) || !is_request(ev))
+        return;
+    char *doc = json_dumps(ev, JSON_COMPACT);
+    if (doc)
+        trace_publish_text(h, doc, strlen(doc), m);
 }
 
 int trace_attach(struct trace_hub *h, int fd, const struct trace_filter *f, const char *head,

@@ -15,6 +15,7 @@
  * ring and nothing is ever written to disk. */
 #pragma once
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,12 +49,16 @@ void trace_hub_close(struct trace_hub *h);
 /* Closes, then frees. NULL-safe. */
 struct trace_hub *trace_hub_free(struct trace_hub *h);
 
+/* Whether anyone subscribes (one atomic read; NULL hub: no). */
+bool trace_listening(struct trace_hub *h);
 /* Publishes the audit event of an authorization request (types token.request,
- * authorize.request, client.register; others are ignored): takes a reference to `ev`
- * and a copy of *m, nothing more. `ev` is read later on the sender thread, so nobody may
- * modify it after this call (drop your own reference whenever you like). Never blocks
- * on subscribers; with none, returns after one atomic read. NULL hub: nothing. */
-void trace_publish_event(struct trace_hub *h, json_t *ev, const struct trace_match *m);
+ * authorize.request, client.register; others are ignored) from its JSON text `doc`
+ * (malloc'd, taken in all cases), with a copy of *m. The text is parsed and rendered
+ * later on the sender thread. Never blocks on subscribers; with none, frees doc after
+ * one atomic read. NULL hub: frees doc. */
+void trace_publish_text(struct trace_hub *h, char *doc, size_t len, const struct trace_match *m);
+/* The same from an event object: serialises it first (only while someone listens). */
+void trace_publish_event(struct trace_hub *h, const json_t *ev, const struct trace_match *m);
 
 /* The entry object of spec/audit-event.md for `ev` (new reference), for tests and tools. */
 json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m);

@@ -728,11 +728,15 @@ static void hub_renders_after_publish(void **state)
     struct client *c = attach(h, NULL, 4096);
     int n = fill_until_blocked(h, 0);
     uint64_t rendered = stats(h).rendered;
-    /* publishing only keeps a reference: no copy, no rendering on the caller's thread */
+    /* publishing keeps the event's text, not the event: no rendering on the caller's thread */
     json_t *x = request_event(TRACE_WARNING, "x", "bot", "docs", "127.0.0.1");
     json_t *copy = json_deep_copy(x);
     trace_publish_event(h, x, &(struct trace_match){.client_matched = 1});
-    assert_int_equal(x->refcount, 2);
+    assert_int_equal(x->refcount, 1);
+    /* text that is not an authorization request's event is not kept */
+    uint64_t published = stats(h).published;
+    trace_publish_text(h, strdup("{\"type\":\"admin.change\",\"id\":\"a\"}"), 32, NULL);
+    assert_int_equal(stats(h).published, published);
     assert_int_equal(stats(h).rendered, rendered);
     sleep_ms(50); /* nor on the sender while no subscriber needs it */
     assert_int_equal(stats(h).rendered, rendered);
