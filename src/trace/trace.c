@@ -4,11 +4,9 @@
  * second); a handful to hundreds of subscribers read, on the machine whose
  * CPU issuance needs. The request thread only swaps the event's JSON text (a
  * copy the audit writer made while serialising it) into the ring. Everything
- * else (parsing, rendering, filtering, writing to every socket) happens on the
- * sender thread at SCHED_IDLE, in batches at most every WAKE_PERIOD_MS: when
- * issuance saturates the CPU the sender gets little of it, falls behind and
- * drops entries, and issuance keeps its pace. A publisher never waits for the
- * sender (lock_briefly).
+ * else (parsing, rendering, filtering, writing to every socket) happens on the sender thread at nice 19, in batches at most every
+ * WAKE_PERIOD_MS: when issuance saturates the CPU the sender gets little of
+ * it, falls behind and drops entries, and issuance keeps its pace.
  *
  * Invariants: head counts entries ever published; ring slot seq % size holds
  * entry seq while head - size <= seq < head. An entry in that window is
@@ -25,7 +23,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +40,6 @@
 #define BATCH           256            /* entries per write (one iovec each, plus a marker) */
 #define OUT_MAX         (256 * 1024)   /* bytes of one write, and of a subscriber's unsent tail */
 #define ROUNDS          (4096 / BATCH) /* writes per subscriber and pass, so one cannot hog it */
-#define PUBLISH_TRIES   1000          /* trylocks before a publisher drops its entry */
 #define GARBAGE_MAX     (4 * BATCH)   /* rendered texts waiting for a publisher to free them */
 #define GARBAGE_PER_PUB 4             /* texts a publisher frees each time */
 #define FRAME_FMT       "event: trace\ndata: %s\n\n"
@@ -200,7 +196,6 @@ struct sub {
     struct trace_filter f; /* strings owned */
     uint64_t pos;          /* next entry to send */
     uint64_t lost;         /* entries dropped and not yet told */
-    uint64_t skips_seen;   /* h->skipped when last counted into lost */
     int64_t last_out_ms;
     struct buf out; /* bytes written by nobody yet: the head, or a batch's unsent tail */
     size_t off;
@@ -219,13 +214,12 @@ struct trace_hub {
     struct sub *incoming;                 /* under mu: attached, not yet taken by the sender */
     bool closed, started, stopped, dirty; /* under mu */
     uint64_t n_subs, dropped, rendered, blocked; /* atomic */
-    uint64_t skipped; /* atomic: entries not published because the sender held mu */
     int priority_err;
     int64_t keepalive_ms;
     int wake_fd, ep;
     pthread_t thread;
     /* texts the sender rendered, for publishers to free (under mu): freeing them on the
-     * sender would lock the publishing thread's malloc arena from a thread at SCHED_IDLE,
+     * sender would lock the publishing thread's malloc arena from a thread at nice 19,
      * and a publisher could wait for that lock while the sender waits for a CPU */
     char *garbage[GARBAGE_MAX];
     size_t n_garbage;
@@ -307,12 +301,6 @@ static bool matches(const struct trace_filter *f, const struct rendered *e)
  * with its next write. */
 static void note_lost(struct trace_hub *h, struct sub *s, uint64_t head)
 {
-    uint64_t sk = __atomic_load_n(&h->skipped, __ATOMIC_RELAXED);
-    if (sk > s->skips_seen) {
-        s->lost += sk - s->skips_seen;
-        __atomic_add_fetch(&h->dropped, sk - s->skips_seen, __ATOMIC_RELAXED);
-        s->skips_seen = sk;
-    }
     uint64_t oldest = head > h->size ? head - h->size : 0;
     if (s->pos < oldest) {
         s->lost += oldest - s->pos;
@@ -524,13 +512,8 @@ static void on_readable(struct sub *s)
 static void *run(void *p)
 {
     struct trace_hub *h = p;
-    /* SCHED_IDLE: the sender runs only on a CPU that nothing else wants, and any other
-     * thread that wakes takes the CPU from it at once (nice 19 still took 10-20 % of a core
-     * from issuance under load). Lowering one's own priority needs no privilege. */
-    struct sched_param sp = {0};
-    int prio = -pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    if (prio < 0)
-        prio = setpriority(PRIO_PROCESS, (id_t)gettid(), 19) < 0 ? -errno : 0;
+    /* raising one's own nice value needs no privilege; only this thread is affected */
+    int prio = setpriority(PRIO_PROCESS, (id_t)gettid(), 19) < 0 ? -errno : 0;
     pthread_mutex_lock(&h->mu);
     h->priority_err = prio;
     h->started = true;
@@ -712,18 +695,6 @@ bool trace_listening(struct trace_hub *h)
     return h && __atomic_load_n(&h->n_subs, __ATOMIC_RELAXED);
 }
 
-/* The hub's lock for a publisher, or false after PUBLISH_TRIES attempts. Publishers hold it
- * for a few dozen instructions, and so does the sender; but the sender runs at SCHED_IDLE
- * and can lose its CPU inside, so a publisher never waits for it: it drops the entry
- * (counted, and told to every subscriber as dropped) rather than wait for an idle CPU. */
-static bool lock_briefly(struct trace_hub *h)
-{
-    for (int i = 0; i < PUBLISH_TRIES; i++)
-        if (pthread_mutex_trylock(&h->mu) == 0)
-            return true;
-    return false;
-}
-
 void trace_publish_text(struct trace_hub *h, char *doc, size_t len, const struct trace_match *m)
 {
     if (!doc)
@@ -735,11 +706,7 @@ void trace_publish_text(struct trace_hub *h, char *doc, size_t len, const struct
     struct slot ns = {doc, len, m ? *m : (struct trace_match){0}};
     char *freed[GARBAGE_PER_PUB];
     size_t n_freed = 0;
-    if (!lock_briefly(h)) {
-        __atomic_add_fetch(&h->skipped, 1, __ATOMIC_RELAXED);
-        free(doc);
-        return;
-    }
+    pthread_mutex_lock(&h->mu);
     while (h->n_garbage && n_freed < GARBAGE_PER_PUB)
         freed[n_freed++] = h->garbage[--h->n_garbage];
     struct slot *sl = &h->ring[h->head & (h->size - 1)];
@@ -797,7 +764,6 @@ int trace_attach(struct trace_hub *h, int fd, const struct trace_filter *f, cons
         goto fail;
     }
     s->pos = h->head;
-    s->skips_seen = __atomic_load_n(&h->skipped, __ATOMIC_RELAXED);
     s->next = h->incoming;
     h->incoming = s;
     __atomic_add_fetch(&h->n_subs, 1, __ATOMIC_RELAXED);
