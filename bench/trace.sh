@@ -32,6 +32,9 @@
 #   BENCH_THREADS=2        wrk -t
 #   BENCH_BUILD=build-bench  the build directory (configured when it is not yet)
 #   BENCH_NO_FAIL=0        1: exit 0 even when a target is missed
+#   BENCH_SUBSCRIBER_PRIO=normal  the 100 subscribers' process: idle (SCHED_IDLE, chrt -i 0)
+#                          stands for terminals on other machines, whose CPU is not the
+#                          issuer's; normal: they compete with issuance for these 2 cores
 # Every request goes to 127.0.0.1.
 set -euo pipefail
 
@@ -50,6 +53,9 @@ RATE=${BENCH_RATE:-5000}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 NO_FAIL=${BENCH_NO_FAIL:-0}
+SUB_PRIO=${BENCH_SUBSCRIBER_PRIO:-normal}
+[[ $SUB_PRIO == idle || $SUB_PRIO == normal ]] ||
+    die "BENCH_SUBSCRIBER_PRIO must be idle or normal, not '$SUB_PRIO'"
 BUILD=${BENCH_BUILD:-build-bench}
 DIFF_TARGET=5   # % throughput lost with the subscribers
 DELAY_TARGET=50 # ms, p99 delay request -> entry
@@ -130,7 +136,9 @@ metric() { # NAME -> its value in /metrics
 # (output in $CLIENT_OUT, one file per mode: a `ready` of the last client must not count)
 start_client() {
     CLIENT_OUT=$TMP/client-$1.out
-    MCPAUTH_TOKEN=$(cat "$DATA/admin.token") node bench/trace-client.mjs "$@" \
+    local prio=()
+    [[ $1 == sink && $SUB_PRIO == idle ]] && prio=(chrt -i 0)
+    MCPAUTH_TOKEN=$(cat "$DATA/admin.token") "${prio[@]}" node bench/trace-client.mjs "$@" \
         >"$CLIENT_OUT" 2>"$TMP/client.err" &
     CLIENT_PID=$!
     local i
@@ -218,7 +226,7 @@ else
     RESULT[diff]="$DIFF %   FAIL (< $DIFF_TARGET %)"
     MISSED+=("throughput with $SUBSCRIBERS subscribers: $DIFF % lower (target < $DIFF_TARGET %)")
 fi
-RESULT[sink]="$SUBSCRIBERS streams read $SINK_ENTRIES entries ($SINK_MB MB, $DELIVERED % of $SUBSCRIBERS x $PUB published; min $MIN_ENTRIES per stream), the rest announced by dropped markers (server count $DROPPED); the reader used $CLIENT_CPU CPU s"
+RESULT[sink]="$SUBSCRIBERS streams read $SINK_ENTRIES entries ($SINK_MB MB, $DELIVERED % of $SUBSCRIBERS x $PUB published; min $MIN_ENTRIES per stream), the rest announced by dropped markers (server count $DROPPED); the reader ($SUB_PRIO priority) used $CLIENT_CPU CPU s"
 RESULT[cpu]="${CPU_US[0]} ${CPU_US[3]} us per token with 0, ${CPU_US[1]} ${CPU_US[2]} us with $SUBSCRIBERS subscribers (A1 A2, B1 B2)"
 
 # ---------------------------------------------------------------- 2. delay
