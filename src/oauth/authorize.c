@@ -834,7 +834,7 @@ int authz_code_redeem(struct oauth *o, const char *code, const char *client_id,
     int r = ticket_take(o->codes, code, oauth_now(), (void **)&c);
     if (r == ERR_EXISTS) {
         /* RFC 6749 §4.1.2 says the tokens issued from it SHOULD be revoked; they are
-         * short-lived and not tracked per code here (docs/authorize.md) */
+         * short-lived and not tracked per code here (docs/authorization-code.md) */
         snprintf(why, n, "the authorization code was used before");
         return REASON_INVALID_SUBJECT;
     }

@@ -13,7 +13,7 @@
  * an event or a log line.
  *
  * Codes and pending sign-ins live in this process's memory: a code must be
- * redeemed on the node that issued it (see docs/authorize.md). */
+ * redeemed on the node that issued it (see docs/authorization-code.md). */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>

@@ -160,7 +160,7 @@ static const struct field issuer_fields[] = {
     {"algorithms", F_ALGLIST, 0, "[\"RS256\", \"ES256\"]", NULL, NULL, 0, 0},
     {"user_claim", F_STR, 0, "\"sub\"", NULL, NULL, 0, 0},
     {"groups_claim", F_STR, 0, "\"groups\"", NULL, NULL, 0, 0},
-    /* sign-in at this IdP for /oauth/authorize (docs/authorize.md): mcpauth is its client */
+    /* sign-in at this IdP for /oauth/authorize (docs/authorization-code.md): mcpauth is its client */
     {"authorization_endpoint", F_URL, 0, NULL, NULL, NULL, 0, 0},
     {"token_endpoint", F_URL, 0, NULL, NULL, NULL, 0, 0},
     {"client_id", F_STR, 0, NULL, NULL, NULL, 0, 0},

@@ -1,4 +1,4 @@
-// The authorization-code front door (docs/authorize.md) end to end against the
+// The authorization-code front door (docs/authorization-code.md) end to end against the
 // real binary in --dev mode: GET /oauth/authorize → the development sign-in page
 // → the redirect back with code, state and iss → POST /oauth/token with the PKCE
 // verifier → an RFC 9068 access token checked with jose; dynamic client
