@@ -395,7 +395,7 @@ async function stuckSubscriber() {
     parser.push(text.slice(i + 4));
   });
   sock.write(`GET /api/v1/trace HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${env.srv.token}\r\n\r\n`);
-  await eventually(() => headerDone, { timeoutMs: 5000 });
+  await eventually(() => headerDone, { timeoutMs: 30_000 });
   assert.match(text, /^HTTP\/1\.[01] 200/);
   sock.pause(); // node stops reading: the kernel buffers fill, then the server's
   return { sock, frames, head: text };
@@ -424,13 +424,13 @@ describe('a subscriber that never reads', () => {
       assert.ok(published >= fill.n + withStuck.n, `${published} entries published for ${fill.n + withStuck.n} requests`);
 
       stuck.sock.resume();
-      await eventually(() => stuck.frames.some((f) => f.event === 'dropped'), { timeoutMs: 15_000 });
+      await eventually(() => stuck.frames.some((f) => f.event === 'dropped'), { timeoutMs: 30_000 });
       const i = stuck.frames.findIndex((f) => f.event === 'dropped');
       assert.ok(i >= 0, `no dropped frame in ${stuck.frames.length} frames`);
       const count = JSON.parse(stuck.frames[i].data).count;
       assert.ok(Number.isInteger(count) && count > 0, stuck.frames[i].data);
       // entries go on after the marker
-      await eventually(() => stuck.frames.length > i + 1, { timeoutMs: 5000 });
+      await eventually(() => stuck.frames.length > i + 1, { timeoutMs: 30_000 });
       assert.equal(stuck.frames[i + 1].event, 'trace');
       const m2 = await metrics();
       assert.ok(m2.dropped > 0, `mcpauth_trace_dropped_total ${m2.dropped}`);
@@ -439,7 +439,10 @@ describe('a subscriber that never reads', () => {
     } finally {
       stuck.sock.destroy();
     }
-    await eventually(async () => (await metrics()).subscribers === m0.subscribers, { timeoutMs: 5000 });
+    // the sender runs at nice 19: on a machine busy with other work (CI runs two test
+    // files at once) it may take a while to notice the closed socket and let it go
+    const gone = await eventually(async () => (await metrics()).subscribers === m0.subscribers, { timeoutMs: 60_000 });
+    assert.ok(gone, 'the closed stream is still counted as a subscriber');
     const afterwards = await load(3000);
     const base = (before.rate + afterwards.rate) / 2;
     const diff = ((withStuck.rate - base) / base) * 100;
@@ -480,11 +483,11 @@ describe('mcpauth trace', () => {
     const errs = run(['--json', '--severity', 'error']);
     try {
       // subscribed once the server counts both streams
-      const up = await eventually(async () => (await metrics()).subscribers === before + 2, { timeoutMs: 10_000 });
+      const up = await eventually(async () => (await metrics()).subscribers >= before + 2, { timeoutMs: 10_000 });
       assert.ok(up, `the CLI did not subscribe: ${all.stderr()} ${errs.stderr()}`);
       assert.equal((await cc()).status, 200);
       assert.equal((await cc({}, ['ghost-cli', 'x'])).status, 401);
-      await eventually(() => all.lines.length >= 2 && errs.lines.length >= 1, { timeoutMs: 5000 });
+      await eventually(() => all.lines.length >= 2 && errs.lines.length >= 1, { timeoutMs: 30_000 });
       const [a, b] = all.lines.map((l) => JSON.parse(l));
       assertEntry(a);
       assertEntry(b);
