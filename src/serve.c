@@ -299,6 +299,7 @@ int serve_main(int argc, char **argv)
     if (config_serve_finish(&cfg) < 0)
         goto out;
     log_set_level(cfg.log_level);
+    log_buffered_start(); /* unbuffered if the thread cannot start */
 
     if (mkdir_p(cfg.data_dir) < 0) {
         log_error("cannot create data dir %s: %s", cfg.data_dir, strerror(errno));
@@ -500,5 +501,6 @@ out:
     kek_free(kek);
     store_close(store);
     config_serve_done(&cfg);
+    log_buffered_stop();
     return rc;
 }
