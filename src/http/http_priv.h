@@ -1,6 +1,8 @@
 /* http/http_priv.h — what server.c, routes.c and metrics.c share. */
 #pragma once
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -33,6 +35,10 @@ enum route_id {
 struct http_server {
     struct http_server_config cfg;
     struct MHD_Daemon *daemon;
+    int listen_fd; /* ours: the acceptor hands connections to MHD's workers in turn */
+    int stop_fd;   /* eventfd: the acceptor stops accepting */
+    pthread_t acceptor;
+    bool accepting;
 };
 
 struct http_request {

@@ -14,10 +14,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -414,6 +418,77 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("libmicrohttpd: %s", line);
 }
 
+/* The listening socket is ours, not MHD's. When MHD's workers accept for themselves,
+ * whichever wakes first takes the connection: under a burst of connects (a load
+ * balancer's pool, wrk) one worker took twice the connections of another and its
+ * requests waited twice as long; that worker set the p99. MHD_add_connection spreads
+ * connections over the workers by descriptor number, which for connections accepted
+ * one after another is in turn. */
+static int listen_on(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ai->ai_family == AF_INET6) /* as MHD does without MHD_USE_DUAL_STACK */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *accept_loop(void *arg)
+{
+    struct http_server *srv = arg;
+    struct pollfd pf[2] = {{.fd = srv->listen_fd, .events = POLLIN},
+                           {.fd = srv->stop_fd, .events = POLLIN}};
+    bool told = false;
+    for (;;) {
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents)
+            break;
+        for (;;) {
+            struct sockaddr_storage sa;
+            socklen_t len = sizeof(sa);
+            int fd = accept4(srv->listen_fd, (struct sockaddr *)&sa, &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    if (!told)
+                        log_warn("cannot accept connections: %s", strerror(errno));
+                    told = true;
+                    struct timespec t = {0, 10 * 1000000L}; /* until descriptors free up */
+                    nanosleep(&t, NULL);
+                }
+                break; /* EAGAIN, or an error of that one connection */
+            }
+            told = false;
+            /* on MHD_NO (the connection limit, out of memory) MHD has closed it */
+            MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&sa, len);
+        }
+    }
+    return NULL;
+}
+
+/* Stops accepting; connections already handed over carry on. */
+static void stop_accepting(struct http_server *srv)
+{
+    if (srv->accepting) {
+        uint64_t one = 1;
+        ssize_t w = write(srv->stop_fd, &one, sizeof(one));
+        (void)w;
+        pthread_join(srv->acceptor, NULL);
+        srv->accepting = false;
+    }
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    srv->listen_fd = -1;
+}
+
 int http_server_start(const struct http_server_config *cfg, struct http_server **ret,
                       struct err_detail *d)
 {
@@ -431,20 +506,39 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
         return ERR_NOMEM;
     }
     srv->cfg = *cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
+    srv->listen_fd = listen_on(ai);
+    srv->stop_fd = eventfd(0, EFD_CLOEXEC);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (srv->listen_fd < 0 || srv->stop_fd < 0) {
+        int e = errno;
+        stop_accepting(srv);
+        if (srv->stop_fd >= 0)
+            close(srv->stop_fd);
+        free(srv);
+        return err_set(d, ERR_IO, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(e));
+    }
+    /* poll, not epoll: suspending and resuming a connection (every token request waits
+     * for its group commit that way) cost two epoll_ctl calls, and edge-triggered reads
+     * one more recv that ends in EAGAIN; poll over a worker's few connections costs less */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+    if (v6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!srv->daemon) {
+        flags, 0, NULL, NULL, handler, srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    if (srv->daemon && pthread_create(&srv->acceptor, NULL, accept_loop, srv) == 0)
+        srv->accepting = true;
+    if (!srv->accepting) {
+        stop_accepting(srv);
+        close(srv->stop_fd);
+        if (srv->daemon)
+            MHD_stop_daemon(srv->daemon);
         free(srv);
-        return err_set(d, ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
-                       cfg->host, cfg->port);
+        return err_set(d, ERR_IO, "cannot start the HTTP server on %s:%d", cfg->host, cfg->port);
     }
     *ret = srv;
     return 0;
@@ -452,11 +546,8 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
 
 void http_server_quiesce(struct http_server *srv)
 {
-    if (srv && srv->daemon) {
-        MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
+    if (srv)
+        stop_accepting(srv);
 }
 
 struct http_server *http_server_stop(struct http_server *srv)
@@ -465,7 +556,9 @@ struct http_server *http_server_stop(struct http_server *srv)
         return NULL;
     /* a trace stream holds its connection suspended, and MHD must not stop with one */
     trace_hub_close(srv->cfg.trace);
+    stop_accepting(srv);
     MHD_stop_daemon(srv->daemon);
+    close(srv->stop_fd);
     free(srv);
     return NULL;
 }

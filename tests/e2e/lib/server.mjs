@@ -185,8 +185,8 @@ class Server {
         await sleep(50);
       }
     }
-    // The server listens with SO_REUSEPORT: another process on the same port would get
-    // a share of the connections. Make sure every connection reaches this one.
+    // A process that bound the same port with SO_REUSEPORT (mcpauth itself does not)
+    // would get a share of the connections. Make sure every connection reaches this one.
     for (let i = 0; i < 8; i++) {
       const r = await this.api('GET', '/api/v1/settings');
       if (r.status !== 200) {
