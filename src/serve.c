@@ -390,7 +390,7 @@ int serve_main(int argc, char **argv)
         goto out;
     }
     audit_writer_on_commit(writer, wake_exporters, exporters);
-    if (trace_hub_new(4096, 0, &trace) < 0) {
+    if (trace_hub_new_budgeted(4096, 0, "/proc/stat", &trace) < 0) {
         log_error("live trace: cannot start");
         goto out;
     }

@@ -118,9 +118,13 @@ char *metrics_render(const struct http_server *srv, const struct policy_snapshot
                    "# TYPE mcpauth_trace_entries_total counter\nmcpauth_trace_entries_total %llu\n"
                    "# HELP mcpauth_trace_dropped_total Entries subscribers missed by falling "
                    "behind.\n"
-                   "# TYPE mcpauth_trace_dropped_total counter\nmcpauth_trace_dropped_total %llu\n",
+                   "# TYPE mcpauth_trace_dropped_total counter\nmcpauth_trace_dropped_total %llu\n"
+                   "# HELP mcpauth_trace_sender_throttled_total Trace sender passes skipped: "
+                   "its CPU budget (idle CPU) was spent.\n"
+                   "# TYPE mcpauth_trace_sender_throttled_total counter\n"
+                   "mcpauth_trace_sender_throttled_total %llu\n",
                    (unsigned long long)ts.subscribers, (unsigned long long)ts.published,
-                   (unsigned long long)ts.dropped);
+                   (unsigned long long)ts.dropped, (unsigned long long)ts.throttled);
     }
     buf_puts(&b, "# HELP mcpauth_build_info mcpauth version.\n# TYPE mcpauth_build_info gauge\n");
     buf_printf(&b, "mcpauth_build_info{version=\"%s\"} 1\n", MCPAUTH_VERSION);

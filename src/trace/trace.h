@@ -2,15 +2,15 @@
  * rule 4; spec/audit-event.md "Trace entry"; spec/http-api.md "Live trace").
  *
  * A hub is a bounded ring of published audit events and one sender thread,
- * running at the lowest CPU priority, that owns every subscriber's socket.
- * Publishing costs the request thread O(1) whatever the number of
- * subscribers and renders nothing: take a reference to the event, store it
- * in the ring under a lock, bump the sequence, and signal the sender if it
- * is idle. The sender renders an entry lazily, once, the first time a
- * subscriber needs it, applies each subscriber's filters and writes batches
- * of SSE frames straight to the sockets. A subscriber that falls more than
- * the ring's size behind (a stalled reader, or a sender starved of CPU
- * because issuance uses it all) gets a `dropped` frame with the count and
+ * running at the lowest CPU priority within a CPU budget (the machine's idle
+ * time), that owns every subscriber's socket. Publishing costs the request
+ * thread O(1) whatever the number of subscribers, takes no lock and renders
+ * nothing: number the entry with an atomic add, swap its text into the ring,
+ * and signal the sender if it is idle. The sender renders an entry lazily,
+ * once, the first time a subscriber needs it, applies each subscriber's filters
+ * and writes batches of SSE frames straight to the sockets. A subscriber that
+ * falls more than the ring's size behind (a stalled reader, or a sender held
+ * back because issuance uses the CPU) gets a `dropped` frame with the count and
  * goes on from the oldest entry still there. Nothing is retained beyond the
  * ring and nothing is ever written to disk. */
 #pragma once
@@ -42,6 +42,13 @@ struct trace_filter {
  * comment goes to a subscriber that got nothing for that long (0: 15 s). Starts the
  * sender thread. ERR_NOMEM, or ERR_INTERNAL when the thread cannot start. */
 int trace_hub_new(size_t ring, unsigned keepalive_ms, struct trace_hub **ret);
+/* The same with a CPU budget for the sender (what the server runs): it may use the CPU
+ * the machine left idle (half of it), read from cpu_stat (/proc/stat; a test passes a file of its
+ * own) every 100 ms, plus 1 % of one core; with the budget spent it skips passes, and
+ * entries the ring laps meanwhile reach subscribers as `dropped` counts. cpu_stat NULL
+ * or unreadable: no budget (as trace_hub_new). */
+int trace_hub_new_budgeted(size_t ring, unsigned keepalive_ms, const char *cpu_stat,
+                           struct trace_hub **ret);
 /* Ends every stream (each subscriber's release is called on the sender thread) and stops
  * the sender; when it returns no subscriber socket is touched again, and a later attach
  * is released at once. Idempotent, NULL-safe. */
@@ -84,6 +91,7 @@ struct trace_stats {
     uint64_t dropped;     /* entries subscribers missed, counted when the sender skips them */
     uint64_t rendered;    /* entries rendered (each at most once) */
     uint64_t blocked;     /* subscribers whose socket is full: the sender waits to write */
+    uint64_t throttled;   /* sender passes skipped: its CPU budget was spent */
     int priority_err;     /* 0, or -errno when the sender could not lower its priority */
 };
 void trace_hub_stats(struct trace_hub *h, struct trace_stats *ret);

@@ -766,6 +766,49 @@ static size_t expect_run(const struct client *c, size_t i, int from, int to)
     return i;
 }
 
+/* The server's hub budgets its sender's CPU from /proc/stat's idle time (here a file the
+ * test writes): with no idle time it may use only a floor of 1 % of one core, so it
+ * skips passes (counted), and entries still move, slowly; without a budget it never
+ * skips one. */
+static void write_stat(const char *path, unsigned long long idle)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "cpu  100 0 100 %llu 0 0 0 0 0 0\ncpu0 50 0 50 %llu 0 0 0 0 0 0\n", idle, idle);
+    fclose(f);
+}
+
+static void hub_cpu_budget(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mcpauth-stat-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_stat(path, 1000);
+    struct trace_hub *h = NULL;
+    assert_int_equal(trace_hub_new_budgeted(64, 0, path, &h), 0);
+    struct client *c = attach(h, NULL, 0);
+    publish_n(h, 0, 10);
+    sleep_ms(300); /* the machine never idles: the sender lives on its floor */
+    assert_true(stats(h).throttled > 0);
+    wait_entries(c, 10); /* the floor moves a trickle */
+    expect_run(c, 1, 0, 10);
+    hang_up(c);
+    trace_hub_free(h);
+
+    /* no budget: no pass is ever skipped */
+    assert_int_equal(trace_hub_new(64, 0, &h), 0);
+    c = attach(h, NULL, 0);
+    publish_n(h, 0, 10);
+    wait_entries(c, 10);
+    sleep_ms(100);
+    assert_int_equal(stats(h).throttled, 0);
+    hang_up(c);
+    trace_hub_free(h);
+    unlink(path);
+}
+
 static void hub_drops_counted_at_sender(void **state)
 {
     (void)state;
@@ -992,6 +1035,7 @@ int main(void)
         cmocka_unit_test(hub_filters),
         cmocka_unit_test(hub_renders_once),
         cmocka_unit_test(hub_renders_after_publish),
+        cmocka_unit_test(hub_cpu_budget),
         cmocka_unit_test(hub_drops_counted_at_sender),
         cmocka_unit_test(hub_nothing_from_before),
         cmocka_unit_test(hub_keepalive),
