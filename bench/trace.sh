@@ -10,8 +10,8 @@
 #      reading all they are sent (bench/trace-client.mjs sink, one node process),
 #      measured A B B A (0, 100, 100, 0) so a drift of the machine cancels out;
 #      prints both req/s and the difference in % (target: under 5 %). The
-#      server's trace sender runs at SCHED_IDLE within a CPU budget (half the
-#      idle CPU plus 1 % of a core, docs/tracing.md): when issuance saturates
+#      server's trace sender runs at SCHED_IDLE within a CPU budget (part of
+#      the idle CPU plus 1 % of a core, docs/tracing.md): when issuance saturates
 #      the CPU it falls behind and the streams get `dropped` markers for what it
 #      could not send (every entry read or counted in a marker);
 #   2. the delay from request to entry at a subscriber at BENCH_RATE (5,000)

@@ -75,9 +75,9 @@ struct http_response {
     const char *header_names[HTTP_MAX_HEADERS];
     char *header_values[HTTP_MAX_HEADERS]; /* owned */
     int n_headers;
-    json_t *event; /* owned: to be committed before the response is sent */
+    json_t *event;            /* owned: to be committed before the response is sent */
     struct trace_match trace; /* with the event: its live trace entry */
-    char *jti_keys[2]; /* owned: used assertion ids recorded with the event */
+    char *jti_keys[2];        /* owned: used assertion ids recorded with the event */
     int64_t jti_exps[2];
     /* streamed body (downloads): when set, `body` is unused */
     MHD_ContentReaderCallback stream;

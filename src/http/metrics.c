@@ -8,14 +8,23 @@
 #include <stdlib.h>
 
 static const char *const route_names[ROUTE_COUNT] = {
-    [ROUTE_NOT_FOUND] = "not_found", [ROUTE_HEALTHZ] = "healthz",
-    [ROUTE_READYZ] = "readyz",       [ROUTE_METRICS] = "metrics",
-    [ROUTE_JWKS] = "jwks",           [ROUTE_ADMIN_OBJECTS] = "admin_objects",
-    [ROUTE_ADMIN_SETTINGS] = "admin_settings", [ROUTE_ADMIN_KEYS] = "admin_keys",
-    [ROUTE_ADMIN_APPLY] = "admin_apply", [ROUTE_ADMIN_EXPLAIN] = "admin_explain",
-    [ROUTE_DEV] = "dev",             [ROUTE_TOKEN] = "token",
-    [ROUTE_INTROSPECT] = "introspect", [ROUTE_REVOKE] = "revoke",
-    [ROUTE_METADATA] = "metadata",   [ROUTE_LOGS] = "logs", [ROUTE_TRACE] = "trace",
+    [ROUTE_NOT_FOUND] = "not_found",
+    [ROUTE_HEALTHZ] = "healthz",
+    [ROUTE_READYZ] = "readyz",
+    [ROUTE_METRICS] = "metrics",
+    [ROUTE_JWKS] = "jwks",
+    [ROUTE_ADMIN_OBJECTS] = "admin_objects",
+    [ROUTE_ADMIN_SETTINGS] = "admin_settings",
+    [ROUTE_ADMIN_KEYS] = "admin_keys",
+    [ROUTE_ADMIN_APPLY] = "admin_apply",
+    [ROUTE_ADMIN_EXPLAIN] = "admin_explain",
+    [ROUTE_DEV] = "dev",
+    [ROUTE_TOKEN] = "token",
+    [ROUTE_INTROSPECT] = "introspect",
+    [ROUTE_REVOKE] = "revoke",
+    [ROUTE_METADATA] = "metadata",
+    [ROUTE_LOGS] = "logs",
+    [ROUTE_TRACE] = "trace",
     [ROUTE_UI] = "ui",
 };
 
@@ -27,7 +36,7 @@ void metrics_audit_failure(void)
 }
 
 #define MIN_CODE 100
-#define N_CODES 500
+#define N_CODES  500
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                 0.05,   0.1,   0.25,   0.5,   1,    2.5};
 #define N_BUCKETS (sizeof(bounds) / sizeof(bounds[0]))
@@ -74,19 +83,19 @@ static void render_oauth(struct buf *b, const struct http_server *srv)
     if (srv->cfg.writer) {
         struct audit_writer_stats w;
         audit_writer_stats(srv->cfg.writer, &w);
-        buf_printf(b,
-                   "# HELP mcpauth_audit_events_total Events committed by the group-commit writer.\n"
-                   "# TYPE mcpauth_audit_events_total counter\nmcpauth_audit_events_total %llu\n"
-                   "# HELP mcpauth_audit_failures_total Events the writer could not commit.\n"
-                   "# TYPE mcpauth_audit_failures_total counter\nmcpauth_audit_failures_total %llu\n"
-                   "# HELP mcpauth_audit_queue_length Events waiting for the writer.\n"
-                   "# TYPE mcpauth_audit_queue_length gauge\nmcpauth_audit_queue_length %llu\n"
-                   "# HELP mcpauth_audit_batch_size Events per committed transaction.\n"
-                   "# TYPE mcpauth_audit_batch_size histogram\n",
-                   (unsigned long long)w.events,
-                   (unsigned long long)(w.failures + __atomic_load_n(&audit_failures,
-                                                                     __ATOMIC_RELAXED)),
-                   (unsigned long long)w.queue_len);
+        buf_printf(
+            b,
+            "# HELP mcpauth_audit_events_total Events committed by the group-commit writer.\n"
+            "# TYPE mcpauth_audit_events_total counter\nmcpauth_audit_events_total %llu\n"
+            "# HELP mcpauth_audit_failures_total Events the writer could not commit.\n"
+            "# TYPE mcpauth_audit_failures_total counter\nmcpauth_audit_failures_total %llu\n"
+            "# HELP mcpauth_audit_queue_length Events waiting for the writer.\n"
+            "# TYPE mcpauth_audit_queue_length gauge\nmcpauth_audit_queue_length %llu\n"
+            "# HELP mcpauth_audit_batch_size Events per committed transaction.\n"
+            "# TYPE mcpauth_audit_batch_size histogram\n",
+            (unsigned long long)w.events,
+            (unsigned long long)(w.failures + __atomic_load_n(&audit_failures, __ATOMIC_RELAXED)),
+            (unsigned long long)w.queue_len);
         static const char *const le[8] = {"1", "4", "16", "64", "256", "1024", "4096", "+Inf"};
         uint64_t acc = 0;
         for (int i = 0; i < 8; i++) {
@@ -148,9 +157,9 @@ char *metrics_render(const struct http_server *srv, const struct policy_snapshot
         uint64_t acc = 0;
         for (size_t i = 0; i < N_BUCKETS; i++) {
             acc += get(&buckets[r][i]);
-            buf_printf(&b,
-                       "mcpauth_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                       route_names[r], bounds[i], (unsigned long long)acc);
+            buf_printf(
+                &b, "mcpauth_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                route_names[r], bounds[i], (unsigned long long)acc);
         }
         buf_printf(&b,
                    "mcpauth_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"

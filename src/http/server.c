@@ -198,12 +198,12 @@ static enum MHD_Result send_after_commit(struct http_request *req)
                         "was issued");
         res_header(res, "Retry-After", "1");
         /* the trace showed the decision; say that it did not stand (policy.md step 11) */
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "type", "token.request",
-                               "outcome", "denied", "severity", "error", "status_detail",
-                               "Audit log unavailable: the request could not be recorded, so no "
-                               "token was issued (503)",
-                               "request", "endpoint", route_endpoint(req->route), "client_ip",
-                               req->ip);
+        json_t *ev =
+            json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "type", "token.request", "outcome",
+                      "denied", "severity", "error", "status_detail",
+                      "Audit log unavailable: the request could not be recorded, so no "
+                      "token was issued (503)",
+                      "request", "endpoint", route_endpoint(req->route), "client_ip", req->ip);
         struct trace_match none = {0};
         trace_publish_event(req->srv->cfg.trace, ev, &none);
         json_decref(ev);
@@ -308,8 +308,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         uuid7_new(req->id);
         client_ip(conn, req->ip, sizeof(req->ip));
         *con_cls = req;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (strncmp(url, "/api/v1/", 8) == 0 && !routes_admin_authorized(req)) {
             /* the admin API says nothing, not even "too large", without the token */
             struct http_response res = {0};
@@ -454,8 +454,8 @@ static void *accept_loop(void *arg)
         for (;;) {
             struct sockaddr_storage sa;
             socklen_t len = sizeof(sa);
-            int fd = accept4(srv->listen_fd, (struct sockaddr *)&sa, &len,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+            int fd =
+                accept4(srv->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                     if (!told)
@@ -492,7 +492,8 @@ static void stop_accepting(struct http_server *srv)
 int http_server_start(const struct http_server_config *cfg, struct http_server **ret,
                       struct err_detail *d)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char port[16];
@@ -525,11 +526,11 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
                      MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handler, srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_END);
+    srv->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, handler, srv, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (srv->daemon && pthread_create(&srv->acceptor, NULL, accept_loop, srv) == 0)
         srv->accepting = true;
     if (!srv->accepting) {

@@ -44,19 +44,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEEPALIVE_MS    15000
-#define WAKE_PERIOD_MS  10             /* the sender runs at most this often: batches frames */
-#define PERIOD_PER_SUB_US 1000         /* ... and with many streams at most every 1 ms each */
-#define BATCH           256            /* entries per write (one iovec each, plus a marker) */
-#define OUT_MAX         (256 * 1024)   /* bytes of one write, and of a subscriber's unsent tail */
-#define ROUNDS          (4096 / BATCH) /* writes per subscriber and pass, so one cannot hog it */
-#define BUDGET_WINDOW_MS 100           /* the machine's idle time is read this often */
-#define BUDGET_IDLE_DIV  2             /* the sender may use half the CPU left idle */
-#define BUDGET_FLOOR_PM  10            /* per mille of one core the sender may always use */
-#define BUDGET_MAX_US    200000        /* CPU saved up in a quiet spell, for a burst */
-#define BUDGET_DEBT_US   50000         /* at most this much owed after a long pass */
-#define STALL_MS        100            /* an entry not in its slot this long after its number
-                                          was taken is given up as lost */
+#define KEEPALIVE_MS      15000
+#define WAKE_PERIOD_MS    10             /* the sender runs at most this often: batches frames */
+#define PERIOD_PER_SUB_US 1000           /* ... and with many streams at most every 1 ms each */
+#define BATCH             256            /* entries per write (one iovec each, plus a marker) */
+#define OUT_MAX           (256 * 1024)   /* bytes of one write, and of a subscriber's unsent tail */
+#define ROUNDS            (4096 / BATCH) /* writes per subscriber and pass, so one cannot hog it */
+#define BUDGET_WINDOW_MS  100            /* the machine's idle time is read this often */
+#define BUDGET_IDLE_DIV   2              /* the sender may use half the CPU left idle */
+#define BUDGET_RESERVE_PM 100            /* beyond this much of all CPUs' time left idle */
+#define BUDGET_FLOOR_PM   10             /* per mille of one core the sender may always use */
+#define BUDGET_MAX_US     200000         /* CPU saved up in a quiet spell, for a burst */
+#define BUDGET_DEBT_US    50000          /* at most this much owed after a long pass */
+#define STALL_MS                                                                                   \
+    100 /* an entry not in its slot this long after its number                                     \
+           was taken is given up as lost */
 #define FRAME_FMT       "event: trace\ndata: %s\n\n"
 #define KEEPALIVE_FRAME ": keep-alive\n\n"
 
@@ -94,9 +96,12 @@ static void scopes_message(const json_t *scopes, struct buf *b)
         const char *o = str(sc, "outcome");
         if (o && strcmp(o, "granted") != 0) {
             const char *r = str(sc, "reason");
-            buf_printf(b, "%s%s%s%s%s", denied++ ? ", " : granted ? "; denied " : "denied ",
+            buf_printf(b, "%s%s%s%s%s",
+                       denied++  ? ", "
+                       : granted ? "; denied "
+                                 : "denied ",
                        str(sc, "name"), r ? " (" : "",
-                       !r                                ? ""
+                       !r                                    ? ""
                        : strcmp(r, "scope_not_enabled") == 0 ? "Scope not enabled"
                        : strcmp(r, "no_grant") == 0          ? "No grant for the scope"
                                                              : r,
@@ -146,12 +151,18 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
     } else if (!system && reason && strcmp(reason, "unknown_system") == 0) {
         sev = TRACE_ERROR;
         buf_printf(&msg, "No server workload matched: %s%s%s presented",
-                   resource ? "resource " : audience ? "audience " : "no resource or audience",
-                   resource ? resource : audience ? audience : "", "");
+                   resource   ? "resource "
+                   : audience ? "audience "
+                              : "no resource or audience",
+                   resource   ? resource
+                   : audience ? audience
+                              : "",
+                   "");
     } else if (reason && strcmp(reason, "no_access_policy") == 0) {
         sev = TRACE_WARNING;
-        buf_printf(&msg, "Both workloads matched (%s, %s); the access policy is inactive or does "
-                         "not exist",
+        buf_printf(&msg,
+                   "Both workloads matched (%s, %s); the access policy is inactive or does "
+                   "not exist",
                    client ? client : "?", system ? system : "?");
     } else if (ok && strcmp(type, "authorize.request") == 0 && str(req, "phase") &&
                strcmp(str(req, "phase"), "request") == 0) {
@@ -178,8 +189,8 @@ json_t *trace_entry_from_event(const json_t *ev, const struct trace_match *m)
         "client_ip", str(req, "client_ip"), "endpoint", endpoint ? endpoint : type, "access_policy",
         ap, "redirect_uri", str(req, "redirect_uri"), "client_workload",
         client_ok || is_register ? client : NULL, "resource", resource ? resource : audience,
-        "server_workload", system, "severity", sev_names[sev], "message",
-        msg.data ? msg.data : "", "event_id", str(ev, "id"));
+        "server_workload", system, "severity", sev_names[sev], "message", msg.data ? msg.data : "",
+        "event_id", str(ev, "id"));
     buf_done(&msg);
     return e;
 }
@@ -224,9 +235,9 @@ struct sub {
 
 struct trace_hub {
     /* shared, lock-free (__atomic builtins) */
-    struct node **ring;  /* size slots, power of two */
+    struct node **ring; /* size slots, power of two */
     size_t size;
-    uint64_t head;       /* entries published */
+    uint64_t head;        /* entries published */
     struct sub *incoming; /* stack: attached, not yet taken by the sender */
     struct node *garbage; /* stack: taken by the sender, for publishers to free */
     struct sub *dead;     /* stack: ended streams, for publishers to free */
@@ -242,9 +253,10 @@ struct trace_hub {
     pthread_t thread;
     /* the sender's own */
     struct budget {
-        int stat_fd;       /* /proc/stat (or a test's file); -1: no budget */
-        int64_t tick_us;   /* one clock tick of /proc/stat */
-        uint64_t idle;     /* idle + iowait ticks, all CPUs, at window_ms */
+        int stat_fd;     /* /proc/stat (or a test's file); -1: no budget */
+        int64_t tick_us; /* one clock tick of /proc/stat */
+        int64_t ncpu;
+        uint64_t idle; /* idle + iowait ticks, all CPUs, at window_ms */
         int64_t window_ms;
         int64_t tokens_us; /* CPU the sender may still use */
         uint64_t passes_skipped;
@@ -264,12 +276,12 @@ static char *dup_or_null(const char *s)
 /* Treiber stacks: pushes from any thread, and a consumer that takes the whole stack at
  * once (so no pop can meet a node pushed again: no ABA). Sequentially consistent, as
  * attach's and the sender's hand-shake at stop need (free on x86: locked instructions). */
-#define STACK_PUSH(top, item)                                                              \
-    do {                                                                                   \
-        (item)->next = __atomic_load_n((top), __ATOMIC_RELAXED);                           \
-        while (!__atomic_compare_exchange_n((top), &(item)->next, (item), true,            \
-                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))            \
-            ;                                                                              \
+#define STACK_PUSH(top, item)                                                                      \
+    do {                                                                                           \
+        (item)->next = __atomic_load_n((top), __ATOMIC_RELAXED);                                   \
+        while (!__atomic_compare_exchange_n((top), &(item)->next, (item), true, __ATOMIC_SEQ_CST,  \
+                                            __ATOMIC_RELAXED))                                     \
+            ;                                                                                      \
     } while (0)
 #define STACK_TAKE(top) __atomic_exchange_n((top), NULL, __ATOMIC_SEQ_CST)
 
@@ -590,12 +602,13 @@ static void on_readable(struct sub *s)
  *
  * SCHED_IDLE alone did not keep the sender off issuance's CPU: on this kernel (EEVDF,
  * 6.18) it and the subscribers' readers still took a tenth of two saturated cores. So
- * the sender also budgets itself: it may use half the CPU the machine left idle (read
- * from /proc/stat every BUDGET_WINDOW_MS; not all of it: a thread using "idle" CPU
- * still delays the wake-ups of the others, and on the same machine its readers use
- * CPU in proportion), plus a floor of BUDGET_FLOOR_PM per mille of one core so that
- * a busy machine's trace still moves (with `dropped` markers for the rest). A pass that finds the budget spent serves nobody; entries wait in the ring and
- * those it laps are dropped, never rendered. */
+ * the sender also budgets itself: it may use half the CPU the machine left idle beyond
+ * BUDGET_RESERVE_PM of its capacity (read from /proc/stat every BUDGET_WINDOW_MS; not
+ * all of it: a thread using "idle" CPU still delays the wake-ups of the others, and on
+ * the same machine its readers use CPU in proportion), plus a floor of BUDGET_FLOOR_PM per mille of
+ * one core so that a busy machine's trace still moves (with `dropped` markers for the rest). A pass
+ * that finds the budget spent serves nobody; entries wait in the ring and those it laps are
+ * dropped, never rendered. */
 static bool read_idle(int fd, uint64_t *ret)
 {
     char b[512];
@@ -625,6 +638,8 @@ static void budget_init(struct budget *b, const char *stat_path)
     if (!stat_path || hz <= 0)
         return;
     b->tick_us = 1000000 / hz;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    b->ncpu = n > 0 ? n : 1;
     b->stat_fd = open(stat_path, O_RDONLY | O_CLOEXEC);
     if (b->stat_fd >= 0 && !read_idle(b->stat_fd, &b->idle)) {
         close(b->stat_fd);
@@ -643,8 +658,12 @@ static void budget_refill(struct budget *b, int64_t now)
         b->stat_fd = -1;
         return;
     }
-    int64_t gain = (idle > b->idle ? (int64_t)(idle - b->idle) * b->tick_us / BUDGET_IDLE_DIV : 0) +
-                   (now - b->window_ms) * BUDGET_FLOOR_PM; /* ms * per mille = us */
+    /* idle time below the reserve is the jitter of a saturated machine (I/O waits, the
+     * gaps between a request's threads), not spare CPU: using it slowed issuance */
+    int64_t elapsed_us = (now - b->window_ms) * 1000;
+    int64_t spare = (idle > b->idle ? (int64_t)(idle - b->idle) * b->tick_us : 0) -
+                    elapsed_us * b->ncpu * BUDGET_RESERVE_PM / 1000;
+    int64_t gain = (spare > 0 ? spare / BUDGET_IDLE_DIV : 0) + elapsed_us * BUDGET_FLOOR_PM / 1000;
     b->tokens_us = b->tokens_us + gain > BUDGET_MAX_US ? BUDGET_MAX_US : b->tokens_us + gain;
     b->idle = idle;
     b->window_ms = now;
@@ -692,8 +711,8 @@ static void *run(void *p)
     pthread_mutex_unlock(&h->mu);
 
     struct epoll_event evs[64];
-    bool more = false;     /* a subscriber has entries left over from the last pass */
-    uint64_t seen = 0;     /* head when the last pass began */
+    bool more = false; /* a subscriber has entries left over from the last pass */
+    uint64_t seen = 0; /* head when the last pass began */
     uint64_t last_head = 0;
     for (;;) {
         /* idle: a publisher signals (once) when it publishes; every second at least, so
@@ -755,6 +774,8 @@ static void *run(void *p)
         }
         if (allowed && h->budget.stat_fd >= 0)
             budget_spend(&h->budget, thread_cpu_us() - cpu0);
+        if (!allowed && n_streams) /* come back next period, not only when woken */
+            more = true;
         __atomic_store_n(&h->throttled, h->budget.passes_skipped, __ATOMIC_RELAXED);
         /* nobody published during the pass: no publisher can wait for an arena lock */
         uint64_t head = __atomic_load_n(&h->head, __ATOMIC_RELAXED);

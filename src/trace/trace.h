@@ -42,11 +42,12 @@ struct trace_filter {
  * comment goes to a subscriber that got nothing for that long (0: 15 s). Starts the
  * sender thread. ERR_NOMEM, or ERR_INTERNAL when the thread cannot start. */
 int trace_hub_new(size_t ring, unsigned keepalive_ms, struct trace_hub **ret);
-/* The same with a CPU budget for the sender (what the server runs): it may use the CPU
- * the machine left idle (half of it), read from cpu_stat (/proc/stat; a test passes a file of its
- * own) every 100 ms, plus 1 % of one core; with the budget spent it skips passes, and
- * entries the ring laps meanwhile reach subscribers as `dropped` counts. cpu_stat NULL
- * or unreadable: no budget (as trace_hub_new). */
+/* The same with a CPU budget for the sender (what the server runs): it may use half of
+ * the CPU the machine leaves idle beyond 10 % of all CPUs, read from cpu_stat
+ * (/proc/stat; a test passes a file of its own) every 100 ms, plus 1 % of one core;
+ * with the budget spent it skips passes, and entries the ring laps meanwhile reach
+ * subscribers as `dropped` counts. cpu_stat NULL or unreadable: no budget (as
+ * trace_hub_new). */
 int trace_hub_new_budgeted(size_t ring, unsigned keepalive_ms, const char *cpu_stat,
                            struct trace_hub **ret);
 /* Ends every stream (each subscriber's release is called on the sender thread) and stops

@@ -51,18 +51,18 @@ struct evspec {
 
 static json_t *event(const struct evspec *s)
 {
-    json_t *req = json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "id", "019a0000-0000-7000-8000-000000000001",
-                            "endpoint", "token", "target_url", s->target, "client_ip", s->ip,
-                            "user_agent", "test");
-    json_t *ev = json_pack("{s:s, s:n, s:s, s:s, s:s, s:s, s:s?, s:s?, s:n, s:n, s:s?, s:s?, "
-                           "s:s?, s:s?, s:o, s:n, s:o}",
-                           "id", s->id ? s->id : "019a0000-0000-7000-8000-0000000000ee", "seq",
-                           "time", "2026-11-22T09:14:03.512384Z", "type",
-                           s->type ? s->type : "token.request", "outcome", s->outcome, "severity",
-                           s->severity, "reason", s->reason, "status_detail", s->detail, "user",
-                           "groups", "client", s->client, "system", s->system, "audience",
-                           s->audience, "access_policy", s->policy, "scopes",
-                           s->scopes ? s->scopes : json_null(), "token", "request", req);
+    json_t *req = json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "id",
+                            "019a0000-0000-7000-8000-000000000001", "endpoint", "token",
+                            "target_url", s->target, "client_ip", s->ip, "user_agent", "test");
+    json_t *ev =
+        json_pack("{s:s, s:n, s:s, s:s, s:s, s:s, s:s?, s:s?, s:n, s:n, s:s?, s:s?, "
+                  "s:s?, s:s?, s:o, s:n, s:o}",
+                  "id", s->id ? s->id : "019a0000-0000-7000-8000-0000000000ee", "seq", "time",
+                  "2026-11-22T09:14:03.512384Z", "type", s->type ? s->type : "token.request",
+                  "outcome", s->outcome, "severity", s->severity, "reason", s->reason,
+                  "status_detail", s->detail, "user", "groups", "client", s->client, "system",
+                  s->system, "audience", s->audience, "access_policy", s->policy, "scopes",
+                  s->scopes ? s->scopes : json_null(), "token", "request", req);
     assert_non_null(ev);
     return ev;
 }
@@ -75,10 +75,10 @@ static const char *sget(const json_t *o, const char *k)
 /* every field of spec/audit-event.md "Trace entry" is there, null or not */
 static void assert_entry_shape(const json_t *e)
 {
-    static const char *const keys[] = {"time",     "client_ip",       "endpoint",
-                                       "access_policy", "redirect_uri", "client_workload",
-                                       "resource", "server_workload", "severity",
-                                       "message",  "event_id",        NULL};
+    static const char *const keys[] = {"time",          "client_ip",       "endpoint",
+                                       "access_policy", "redirect_uri",    "client_workload",
+                                       "resource",      "server_workload", "severity",
+                                       "message",       "event_id",        NULL};
     assert_non_null(e);
     for (const char *const *k = keys; *k; k++)
         if (!json_object_get(e, *k))
@@ -102,12 +102,16 @@ static void entry_granted(void **state)
                                "c", "outcome", "denied", "reason", "scope_not_enabled", "name", "d",
                                "outcome", "denied", "reason", "no_grant");
     json_t *ev = event(&(struct evspec){.id = "019a4f6e-2b1c-7d3e-8f40-5a6b7c8d9e0f",
-                                        .outcome = "granted", .severity = "info",
+                                        .outcome = "granted",
+                                        .severity = "info",
                                         .detail = "Scope not enabled: c",
-                                        .client = "desktop-agent", .system = "github",
+                                        .client = "desktop-agent",
+                                        .system = "github",
                                         .audience = "https://auth.github.example/",
-                                        .policy = "desktop-github", .target = RESOURCE,
-                                        .ip = "127.0.0.1", .scopes = scopes});
+                                        .policy = "desktop-github",
+                                        .target = RESOURCE,
+                                        .ip = "127.0.0.1",
+                                        .scopes = scopes});
     json_t *e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "severity"), "info");
@@ -131,9 +135,14 @@ static void entry_granted(void **state)
     /* all granted: no "denied" part; no resource: the audience stands for it */
     scopes = json_pack("[{s:s, s:s}, {s:s, s:s}]", "name", "a", "outcome", "granted", "name", "b",
                        "outcome", "granted");
-    ev = event(&(struct evspec){.outcome = "granted", .severity = "info", .client = "build-bot",
-                                .system = "docs", .audience = "http://127.0.0.1:1",
-                                .policy = "bot-docs", .ip = "10.0.0.1", .scopes = scopes});
+    ev = event(&(struct evspec){.outcome = "granted",
+                                .severity = "info",
+                                .client = "build-bot",
+                                .system = "docs",
+                                .audience = "http://127.0.0.1:1",
+                                .policy = "bot-docs",
+                                .ip = "10.0.0.1",
+                                .scopes = scopes});
     e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "message"), "granted a b");
@@ -145,11 +154,14 @@ static void entry_granted(void **state)
 static void entry_no_access_policy(void **state)
 {
     (void)state;
-    json_t *ev = event(&(struct evspec){.outcome = "denied", .severity = "warning",
+    json_t *ev = event(&(struct evspec){.outcome = "denied",
+                                        .severity = "warning",
                                         .reason = "no_access_policy",
                                         .detail = "No active access policy",
-                                        .client = "desktop-agent", .system = "github",
-                                        .target = RESOURCE, .ip = "127.0.0.1"});
+                                        .client = "desktop-agent",
+                                        .system = "github",
+                                        .target = RESOURCE,
+                                        .ip = "127.0.0.1"});
     json_t *e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "severity"), "warning");
@@ -164,7 +176,8 @@ static void entry_no_access_policy(void **state)
 static void entry_unknown_system(void **state)
 {
     (void)state;
-    json_t *ev = event(&(struct evspec){.outcome = "denied", .severity = "error",
+    json_t *ev = event(&(struct evspec){.outcome = "denied",
+                                        .severity = "error",
                                         .reason = "unknown_system",
                                         .detail = "No server workload matched",
                                         .client = "build-bot",
@@ -183,8 +196,10 @@ static void entry_unknown_system(void **state)
     json_decref(ev);
 
     /* an audience instead of a resource: the message names the audience */
-    ev = event(&(struct evspec){.outcome = "denied", .severity = "error",
-                                .reason = "unknown_system", .client = "build-bot",
+    ev = event(&(struct evspec){.outcome = "denied",
+                                .severity = "error",
+                                .reason = "unknown_system",
+                                .client = "build-bot",
                                 .audience = "https://aud.nowhere.example/"});
     e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
@@ -197,10 +212,12 @@ static void entry_unknown_system(void **state)
 static void entry_unknown_client(void **state)
 {
     (void)state;
-    json_t *ev = event(&(struct evspec){.outcome = "denied", .severity = "error",
+    json_t *ev = event(&(struct evspec){.outcome = "denied",
+                                        .severity = "error",
                                         .reason = "invalid_client",
                                         .detail = "Client authentication failed: unknown client",
-                                        .client = "ghost-client", .ip = "127.0.0.1"});
+                                        .client = "ghost-client",
+                                        .ip = "127.0.0.1"});
     json_t *e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 0});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "severity"), "error");
@@ -218,9 +235,11 @@ static void entry_unknown_client(void **state)
     json_decref(ev);
 
     /* a known client with a wrong secret: the workload that was tried is shown */
-    ev = event(&(struct evspec){.outcome = "denied", .severity = "error",
+    ev = event(&(struct evspec){.outcome = "denied",
+                                .severity = "error",
                                 .reason = "invalid_client",
-                                .detail = "Client authentication failed", .client = "build-bot"});
+                                .detail = "Client authentication failed",
+                                .client = "build-bot"});
     e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "severity"), "error");
@@ -232,7 +251,8 @@ static void entry_unknown_client(void **state)
 static void entry_invalid_request_no_client(void **state)
 {
     (void)state;
-    json_t *ev = event(&(struct evspec){.outcome = "denied", .severity = "error",
+    json_t *ev = event(&(struct evspec){.outcome = "denied",
+                                        .severity = "error",
                                         .reason = "invalid_request",
                                         .detail = "Malformed request: grant_type is missing",
                                         .ip = "192.0.2.7"});
@@ -264,8 +284,8 @@ static void entry_other_types_ignored(void **state)
     json_decref(ev);
 
     /* the other two authorization request types are traced */
-    ev = event(&(struct evspec){.type = "client.register", .outcome = "success",
-                                .severity = "info", .client = "dyn-1"});
+    ev = event(&(struct evspec){
+        .type = "client.register", .outcome = "success", .severity = "info", .client = "dyn-1"});
     json_t *e = trace_entry_from_event(ev, NULL);
     assert_entry_shape(e);
     assert_string_equal(sget(e, "client_workload"), "dyn-1");
@@ -273,8 +293,10 @@ static void entry_other_types_ignored(void **state)
     json_decref(e);
     json_decref(ev);
     /* a refused registration has no client: "registration refused: why" */
-    ev = event(&(struct evspec){.type = "client.register", .outcome = "failure",
-                                .severity = "error", .reason = "invalid_request",
+    ev = event(&(struct evspec){.type = "client.register",
+                                .outcome = "failure",
+                                .severity = "error",
+                                .reason = "invalid_request",
                                 .detail = "the client metadata is larger than 16 KiB"});
     e = trace_entry_from_event(ev, NULL);
     assert_entry_shape(e);
@@ -284,9 +306,12 @@ static void entry_other_types_ignored(void **state)
                         "registration refused: the client metadata is larger than 16 KiB");
     json_decref(e);
     json_decref(ev);
-    ev = event(&(struct evspec){.type = "authorize.request", .outcome = "granted",
-                                .severity = "info", .client = "desktop-agent",
-                                .system = "github", .policy = "desktop-github"});
+    ev = event(&(struct evspec){.type = "authorize.request",
+                                .outcome = "granted",
+                                .severity = "info",
+                                .client = "desktop-agent",
+                                .system = "github",
+                                .policy = "desktop-github"});
     e = trace_entry_from_event(ev, &(struct trace_match){.client_matched = 1});
     assert_entry_shape(e);
     assert_string_equal(sget(e, "message"), "granted"); /* no phase: the plain outcome */
@@ -308,7 +333,7 @@ static void entry_other_types_ignored(void **state)
 /* ---- hub ---- */
 
 /* The opening bytes the caller hands to trace_attach (an HTTP head in the server). */
-#define HEAD ": test stream\n\n"
+#define HEAD   ": test stream\n\n"
 #define T_WAIT 20000 /* ms: the sender runs at nice 19, so it may wait behind a busy machine */
 
 struct rec {
@@ -320,7 +345,7 @@ struct rec {
 /* A subscriber as the tests see it: our end of a socketpair, the frames read so far, and
  * the hub's release calls. */
 struct client {
-    int fd, peer; /* ours, the hub's (never closed by the hub) */
+    int fd, peer;  /* ours, the hub's (never closed by the hub) */
     struct buf in; /* bytes read and not yet a whole frame */
     struct rec *recs;
     size_t n, cap, entries, comments;
@@ -638,8 +663,11 @@ static void hub_filters(void **state)
     publish(h, TRACE_WARNING, "e4", "bot", "github", "10.0.0.1");
     publish(h, TRACE_ERROR, "e5", "bot", NULL, "10.0.0.3");
     /* an unknown client: the presented id is what a client filter matches */
-    json_t *ev = event(&(struct evspec){.id = "e6", .outcome = "denied", .severity = "error",
-                                        .reason = "invalid_client", .client = "ghost",
+    json_t *ev = event(&(struct evspec){.id = "e6",
+                                        .outcome = "denied",
+                                        .severity = "error",
+                                        .reason = "invalid_client",
+                                        .client = "ghost",
                                         .ip = "10.0.0.2"});
     trace_publish_event(h, ev, &(struct trace_match){.client_matched = 0});
     json_decref(ev);
@@ -648,9 +676,8 @@ static void hub_filters(void **state)
         struct client **c;
         const char *ids;
     } want[] = {
-        {&all, "e1 e2 e3 e4 e5 e6"}, {&warn, "e3 e4 e5 e6"}, {&err, "e5 e6"},
-        {&ip, "e2 e3 e6"},           {&client, "e1 e4 e5"},  {&ghost, "e6"},
-        {&sys, "e1 e3"},             {&both, "e3"},
+        {&all, "e1 e2 e3 e4 e5 e6"}, {&warn, "e3 e4 e5 e6"}, {&err, "e5 e6"}, {&ip, "e2 e3 e6"},
+        {&client, "e1 e4 e5"},       {&ghost, "e6"},         {&sys, "e1 e3"}, {&both, "e3"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         struct client *c = *want[i].c;
@@ -835,7 +862,7 @@ static void hub_drops_counted_at_sender(void **state)
     size_t i = expect_run(slow, 1, 0, (int)taken);
     if (i >= slow->n || slow->recs[i].kind != 'd')
         fail_msg("record %zu: want the dropped marker", i);
-    assert_int_equal(slow->recs[i].count, lost); /* the marker first, with the exact count */
+    assert_int_equal(slow->recs[i].count, lost);    /* the marker first, with the exact count */
     i = expect_run(slow, i + 1, total - 64, total); /* then the newest entries */
     assert_int_equal(i, slow->n);
     assert_int_equal(stats(h).blocked, 0);
@@ -927,7 +954,7 @@ static void hub_close_ends_streams(void **state)
     assert_int_equal(late->releases, 1);
     assert_true(pthread_equal(late->released_on, pthread_self()));
     publish(h, TRACE_INFO, "after-close", "bot", "docs", "127.0.0.1"); /* nobody: no-op */
-    trace_hub_close(h); /* twice is fine */
+    trace_hub_close(h);                                                /* twice is fine */
     assert_int_equal(idle->releases, 1);
     trace_hub_free(h);
     client_free(idle);
@@ -966,15 +993,19 @@ static void hub_no_subscriber_no_op(void **state)
 
 /* ---- concurrency ---- */
 
-#define PUBLISHERS 4
+#define PUBLISHERS    4
 #define PER_PUBLISHER 10000
 
 static void *publisher(void *p)
 {
     struct trace_hub *h = p;
-    json_t *ev = event(&(struct evspec){.outcome = "granted", .severity = "info",
-                                        .client = "bot", .system = "docs", .policy = "p",
-                                        .target = RESOURCE, .ip = "127.0.0.1"});
+    json_t *ev = event(&(struct evspec){.outcome = "granted",
+                                        .severity = "info",
+                                        .client = "bot",
+                                        .system = "docs",
+                                        .policy = "p",
+                                        .target = RESOURCE,
+                                        .ip = "127.0.0.1"});
     for (int i = 0; i < PER_PUBLISHER; i++)
         trace_publish_event(h, ev, &(struct trace_match){.client_matched = 1});
     json_decref(ev);
