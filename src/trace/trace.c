@@ -56,9 +56,8 @@
 #define BUDGET_FLOOR_PM   10             /* per mille of one core the sender may always use */
 #define BUDGET_MAX_US     200000         /* CPU saved up in a quiet spell, for a burst */
 #define BUDGET_DEBT_US    50000          /* at most this much owed after a long pass */
-#define STALL_MS                                                                                   \
-    100 /* an entry not in its slot this long after its number                                     \
-           was taken is given up as lost */
+/* an entry not in its slot this long after its number was taken is given up as lost */
+#define STALL_MS        100
 #define FRAME_FMT       "event: trace\ndata: %s\n\n"
 #define KEEPALIVE_FRAME ": keep-alive\n\n"
 
@@ -259,11 +258,9 @@ struct trace_hub {
         uint64_t idle; /* idle + iowait ticks, all CPUs, at window_ms */
         int64_t window_ms;
         int64_t tokens_us; /* CPU the sender may still use */
-        uint64_t passes_skipped;
     } budget;
     uint64_t tail; /* next entry to take from the ring */
     int64_t stall_since_ms;
-    uint64_t tail_at_last_pass;
     struct rendered *cache;
     struct sub *subs;
 };
@@ -605,10 +602,10 @@ static void on_readable(struct sub *s)
  * the sender also budgets itself: it may use half the CPU the machine left idle beyond
  * BUDGET_RESERVE_PM of its capacity (read from /proc/stat every BUDGET_WINDOW_MS; not
  * all of it: a thread using "idle" CPU still delays the wake-ups of the others, and on
- * the same machine its readers use CPU in proportion), plus a floor of BUDGET_FLOOR_PM per mille of
- * one core so that a busy machine's trace still moves (with `dropped` markers for the rest). A pass
- * that finds the budget spent serves nobody; entries wait in the ring and those it laps are
- * dropped, never rendered. */
+ * the same machine its readers use CPU in proportion), plus a floor of BUDGET_FLOOR_PM
+ * per mille of one core so that a busy machine's trace still moves (with `dropped`
+ * markers for the rest). A pass that finds the budget spent serves nobody; entries
+ * wait in the ring and those it laps are dropped, never rendered. */
 static bool read_idle(int fd, uint64_t *ret)
 {
     char b[512];
@@ -616,8 +613,8 @@ static bool read_idle(int fd, uint64_t *ret)
     if (n <= 0)
         return false;
     b[n] = '\0';
-    unsigned long long user, nice, sys, idle, iowait;
-    if (sscanf(b, "cpu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait) != 5)
+    unsigned long long idle, iowait; /* after user, nice, system */
+    if (sscanf(b, "cpu %*u %*u %*u %llu %llu", &idle, &iowait) != 2)
         return false;
     *ret = (uint64_t)(idle + iowait);
     return true;
@@ -669,12 +666,9 @@ static void budget_refill(struct budget *b, int64_t now)
     b->window_ms = now;
 }
 
-static bool budget_allows(struct budget *b)
+static bool budget_allows(const struct budget *b)
 {
-    if (b->stat_fd < 0 || b->tokens_us > 0)
-        return true;
-    b->passes_skipped++;
-    return false;
+    return b->stat_fd < 0 || b->tokens_us > 0;
 }
 
 static void budget_spend(struct budget *b, int64_t us)
@@ -759,6 +753,8 @@ static void *run(void *p)
         unsigned n_streams = 0;
         budget_refill(&h->budget, now);
         bool allowed = budget_allows(&h->budget);
+        if (!allowed)
+            __atomic_add_fetch(&h->throttled, 1, __ATOMIC_RELAXED);
         int64_t cpu0 = h->budget.stat_fd >= 0 ? thread_cpu_us() : 0;
         for (struct sub **pp = &h->subs; *pp;) {
             struct sub *s = *pp;
@@ -772,11 +768,10 @@ static void *run(void *p)
                 pp = &s->next;
             }
         }
-        if (allowed && h->budget.stat_fd >= 0)
+        if (allowed)
             budget_spend(&h->budget, thread_cpu_us() - cpu0);
         if (!allowed && n_streams) /* come back next period, not only when woken */
             more = true;
-        __atomic_store_n(&h->throttled, h->budget.passes_skipped, __ATOMIC_RELAXED);
         /* nobody published during the pass: no publisher can wait for an arena lock */
         uint64_t head = __atomic_load_n(&h->head, __ATOMIC_RELAXED);
         if (head == last_head)
@@ -996,9 +991,7 @@ int trace_attach(struct trace_hub *h, int fd, const struct trace_filter *f, cons
          * ended here (released on this thread) */
         for (struct sub *x = STACK_TAKE(&h->incoming), *next; x; x = next) {
             next = x->next;
-            x->release(x->arg);
-            __atomic_sub_fetch(&h->n_subs, 1, __ATOMIC_SEQ_CST);
-            sub_free(x);
+            sub_end(h, x); /* never in the epoll set; its memory waits for hub_destroy */
         }
         return 0;
     }
